@@ -1,0 +1,1 @@
+"""Kafka plumbing shared by the services: the local broker, topics, clients."""
