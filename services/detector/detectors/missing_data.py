@@ -1,0 +1,103 @@
+"""missing_data (采集失败): readings do not arrive, for a meter or for a whole area.
+
+Rules (shared/domain.md): a meter with no reading for at least
+``min_intervals`` intervals; an area whose daily collection rate (readings
+received / active meters × intervals of the day) falls below
+``min_area_collection_pct``. Only active meters are expected to report. A
+meter's silence is counted from its last reading, or from the first frame the
+area's state saw it in; a day the stream did not cover whole (the area's first
+day, a day flushed before its end) is not judged for the area rate. Late
+readings that arrive afterwards close the gap (the alert resolves after its
+quiet period); they do not retract what was already raised.
+
+State per meter (8 B): ``last`` int64, interval end of the latest reading (or
+of the interval before the meter was first expected).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from services.detector.archive import AreaArchive
+from services.detector.day import DayView
+from services.detector.detectors.base import Detector
+from services.detector.eventtime import format_ts
+from services.detector.findings import Finding, exceed_score, plain
+from services.detector.interval import IntervalView
+from services.detector.state import Arrays
+from services.detector.thresholds import Thresholds
+
+__all__ = ["MissingData"]
+
+
+class MissingData(Detector):
+    """Per meter: intervals since the last reading; per area: the daily collection rate."""
+
+    name: ClassVar[str] = "missing_data"
+
+    def init_state(self, n_meters: int) -> Arrays:
+        return {"last": np.zeros(n_meters, dtype=np.int64)}
+
+    def on_frame(self, view: IntervalView, archive: AreaArchive, state: Arrays, th: Thresholds) -> list[Finding]:
+        last = state["last"]
+        np.maximum.at(last, view.idx, view.ts)
+        if view.late:
+            return []
+        step = view.frame.interval_s
+        last[last == 0] = view.ts - step  # first expected now: the previous interval counts as seen
+        gap = (view.ts - last) // step
+        min_intervals = th.count(self.name, "min_intervals")
+        hit = archive.active & (gap >= min_intervals)
+        if not hit.any():
+            return []
+        rows = np.flatnonzero(hit)
+        # Findings are about meters absent from the frame: address them by archive row, not frame row.
+        return [
+            Finding.of(
+                th,
+                self.name,
+                archive.meter_ids[r],
+                view.area_id,
+                view.ts,
+                exceed_score(gap[r], min_intervals),
+                {
+                    "silent_since": format_ts(int(last[r])),
+                    "missing_intervals": int(gap[r]),
+                    "min_intervals": min_intervals,
+                },
+            )
+            for r in rows
+        ]
+
+    def on_day(self, day: DayView, archive: AreaArchive, state: Arrays, th: Thresholds) -> list[Finding]:
+        """The area's collection rate of the closed day."""
+        if not day.complete or not archive.active.any():
+            return []
+        expected = int(archive.active.sum()) * day.intervals_per_day
+        got = int(np.minimum(day.reported[archive.active], day.intervals_per_day).sum())
+        rate = got / expected * 100
+        limit = th.num(self.name, "min_area_collection_pct")
+        if rate >= limit:
+            return []
+        short = int((day.reported[archive.active] < day.intervals_per_day).sum())
+        return [
+            Finding.of(
+                th,
+                self.name,
+                day.area_id,
+                day.area_id,
+                day.end,
+                exceed_score(100 - rate, 100 - limit),
+                {
+                    "date": day.date.isoformat(),
+                    "collection_pct": plain(rate, 2),
+                    "min_collection_pct": limit,
+                    "readings": got,
+                    "expected_readings": expected,
+                    "meters_incomplete": short,
+                },
+                subject_kind="area",
+            )
+        ]
