@@ -1,0 +1,162 @@
+"""A sound shortcut past JSON Schema for the common case: raw input that is certainly valid.
+
+jsonschema needs about half a millisecond per reading, two thousand readings
+a second per core; these hand-written checks need a few microseconds. They
+are *sound* rather than complete: a ``True`` means the schema accepts the
+object, a ``False`` only means "ask the schema", which stays the single
+authority on what is valid and on the wording of every rejection
+(:mod:`services.ingest.validation`). So a check that is too strict costs
+speed, never correctness; one that is too lenient would break the contract,
+which ``tests/unit/test_ingest_schema_agreement.py`` guards against by
+comparing both with ``schemas.validator`` on hundreds of variants.
+
+Mirrors ``schemas/common.json#/$defs/reading_fields``, ``standalone_reading``
+and ``schemas/concentrator_upload.json``; any change there must be made here.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["certainly_valid_reading", "certainly_valid_standalone", "certainly_valid_envelope"]
+
+_ID = re.compile(r"[^\s|]{1,64}")
+_TIMESTAMP = re.compile(
+    r"[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?Z"
+)
+_INTERVALS = frozenset({15, 30, 60, 1440})
+_UNITS = frozenset({"kWh", "Wh"})
+_EVENT_CODES = frozenset(
+    {
+        "cover_open",
+        "terminal_cover_open",
+        "magnetic_field",
+        "voltage_loss",
+        "current_loss",
+        "power_outage",
+        "power_restored",
+        "clock_error",
+        "meter_replaced",
+    }
+)
+_PHASES = frozenset({"a", "b", "c"})
+_ENVELOPE_KEYS = frozenset(
+    {"kind", "concentrator_id", "area_id", "ts", "interval_minutes", "unit", "area_meter", "readings"}
+)
+
+
+def _id(value: Any) -> bool:
+    return type(value) is str and _ID.fullmatch(value) is not None
+
+
+def _timestamp(value: Any) -> bool:
+    return type(value) is str and _TIMESTAMP.fullmatch(value) is not None
+
+
+def _interval(value: Any) -> bool:
+    # 15.0 is valid JSON Schema too; it takes the slow path.
+    return type(value) is int and value in _INTERVALS
+
+
+def _unit(value: Any) -> bool:
+    return type(value) is str and value in _UNITS
+
+
+def _non_negative(value: Any) -> bool:
+    # type() excludes bool; NaN and infinity fail here and are rejected as `nan` later.
+    return (type(value) is float and 0 <= value < math.inf) or (type(value) is int and value >= 0)
+
+
+def _fraction(value: Any) -> bool:
+    return (type(value) is float or type(value) is int) and 0 <= value <= 1
+
+
+def _phases(value: Any) -> bool:
+    return (
+        type(value) is dict and len(value) > 0 and value.keys() <= _PHASES and all(map(_non_negative, value.values()))
+    )
+
+
+def _events(value: Any) -> bool:
+    if type(value) is not list:
+        return False
+    for event in value:
+        if type(event) is not dict or len(event) != 2:
+            return False
+        code = event.get("code")
+        if type(code) is not str or code not in _EVENT_CODES or not _timestamp(event.get("at")):
+            return False
+    return True
+
+
+def _any(value: Any) -> bool:
+    return True
+
+
+_READING_FIELDS: dict[str, Callable[[Any], bool]] = {
+    "meter_id": _id,
+    "area_id": _id,
+    "ts": _timestamp,
+    "interval_minutes": _interval,
+    "unit": _unit,
+    "energy": _non_negative,
+    "register_fwd": _non_negative,
+    "register_rev": _non_negative,
+    "voltage": _phases,
+    "current": _phases,
+    "power_factor": _fraction,
+    "demand_kw": _non_negative,
+    "meter_time": _timestamp,
+    "events": _events,
+}
+"""``reading_fields``' properties and their rules; no other key may appear (unevaluatedProperties)."""
+
+_STANDALONE_FIELDS = {**_READING_FIELDS, "kind": _any}  # the caller compares kind itself
+
+
+def _fields(obj: dict[str, Any], rules: dict[str, Callable[[Any], bool]]) -> bool:
+    """Every key has a rule and passes it, meter_id is there, and energy or register_fwd is."""
+    for key, value in obj.items():
+        rule = rules.get(key)
+        if rule is None or not rule(value):
+            return False
+    return "meter_id" in obj and ("energy" in obj or "register_fwd" in obj)
+
+
+def certainly_valid_reading(obj: Any) -> bool:
+    """True only if ``obj`` is valid against ``common.json#/$defs/reading`` (an upload's item)."""
+    return type(obj) is dict and _fields(obj, _READING_FIELDS)
+
+
+def certainly_valid_standalone(obj: Any, kind: str) -> bool:
+    """True only if ``obj`` is a valid single-reading message of ``kind`` (meter_reading or area_meter_reading)."""
+    return (
+        type(obj) is dict
+        and obj.get("kind") == kind
+        and "area_id" in obj
+        and "ts" in obj
+        and "interval_minutes" in obj
+        and _fields(obj, _STANDALONE_FIELDS)
+    )
+
+
+def certainly_valid_envelope(obj: Any) -> bool:
+    """True only if ``obj`` is a valid concentrator upload apart from its items.
+
+    The items (``readings[*]`` and ``area_meter``) are checked one by one with
+    :func:`certainly_valid_reading`, so one bad reading costs one slow check.
+    """
+    return (
+        type(obj) is dict
+        and obj.get("kind") == "concentrator_upload"
+        and obj.keys() <= _ENVELOPE_KEYS
+        and _id(obj.get("concentrator_id"))
+        and _id(obj.get("area_id"))
+        and _timestamp(obj.get("ts"))
+        and _interval(obj.get("interval_minutes"))
+        and ("unit" not in obj or _unit(obj["unit"]))
+        and type(obj.get("readings")) is list
+    )
