@@ -1,0 +1,420 @@
+"""The detector as a Faust app: area frames in, per-area state in a table, alerts out.
+
+Map
+    topics in    ``frames``   ``<prefix>frames``   area frame JSON, key area id (ingest, transactional)
+                 ``archive``  ``<prefix>archive``  area archive JSON, key area id (compacted)
+    tables       ``archives``    area id → archive JSON bytes       changelog ``<app id>-archives-changelog``
+                 ``area_state``  area id → ``AreaState.to_bytes()``  changelog ``<app id>-area_state-changelog``
+    agents       ``keep_archives``  archive → archives
+                 ``detect``         frames + archives + area_state → area_state, alerts
+    timers       ``gauges``         areas held, consumer lag (metrics only)
+    topics out   ``alerts``   ``<prefix>alerts``   alert JSON, key subject id
+    app id       ``<prefix>detector``: the consumer group, and the prefix of the changelogs.
+
+The detection itself is :class:`AreaPipeline` (plain modules, no Kafka); this
+module only moves bytes between Kafka, the tables and the pipeline.
+
+Why co-partitioning holds. A worker that owns partition *p* of ``frames``
+must hold every area of *p* in both tables. Ingest produces each frame to the
+partition it read the area's raw readings from, and the raw topic is keyed
+by area id with the default (murmur2) partitioner, so an area's frames are in
+partition murmur2(area) mod N. The archive topic is keyed by area id with the
+same partitioner and the same partition count N, so the area's archive is
+in the same partition number. Faust's assignor gives partition *p* of every
+topic with N partitions that the same members consume (frames, archive and
+both changelogs) to one worker, and a table write goes to the changelog
+partition of the event being processed (not to a hash of the table key): the
+state written while handling frame partition *p* lands in changelog
+partition *p*, the archive in archive partition *p*. So an area's frames, its
+archive and its state always live on the same worker and move together.
+This needs N equal everywhere (Faust refuses to start with a changelog whose
+partition count differs from its source: ``PartitionsMismatch``) and raw and
+archive producers with the same partitioner (Java, kafka-python and aiokafka
+all default to murmur2; librdkafka's default does not). A frame whose archive
+is not on this worker waits ``archive_wait_s`` and is counted ``no_archive``.
+
+Delivery: at-least-once, made exact by determinism. Per frame, in order:
+load the state (or a new one), run the pipeline, send the alert records and
+wait for the broker's acknowledgement, write the state and wait until the
+changelog has it (:class:`DeliveredTable`); only then does the agent move
+on, and only then may Faust commit the frame's offset. So a committed frame
+always has its alerts and its state on the broker. After a crash a worker
+restores each table from its changelog, which may be ahead of the committed
+offsets, and re-reads the frames after the last commit: a frame the
+restored state has already folded in is recognised
+(``AreaState.recent_frames``) and skipped without output; a frame it has not
+is processed again and gives the same alert records (ids and contents derive
+from event time only). The one window where a record can reach the alerts
+topic twice is one round trip long: between the alerts' acknowledgement and
+the state's. A SIGKILL there makes the re-run emit byte-identical records
+again, which the alert sink's upsert by alert id absorbs. No alert is lost,
+and none is opened under a second id. Faust's ``exactly_once`` does not close
+that window on faust-streaming 0.15: it puts the changelog and the offsets in
+a transaction but sends agent output to other topics outside it.
+
+Frames are read with ``isolation_level=read_committed`` (ingest writes them
+in transactions; an aborted frame must never reach the detectors). Faust
+turns that on only under ``exactly_once``, so :class:`_ConsumerThread` asks
+for it always. The producer is idempotent (a retry never duplicates).
+
+Standby replicas (``AMIWATCH_DETECTOR_STANDBYS``, default 0). A standby keeps
+a live copy of another worker's table partitions by tailing their
+changelogs, so a fail-over starts from nearly current tables instead of
+reading the changelogs from the start; it costs each worker the memory and
+the changelog reads of the partitions it shadows. Locally one worker runs
+and has nobody to shadow, and the compacted changelogs (one record per
+area) replay in seconds, so the default is 0. With two or more workers and
+``rocksdb://`` in production, 1 makes a fail-over take seconds whatever the
+fleet's size (tested with two workers).
+
+Concurrency: one actor per worker handles all the worker's frame partitions
+one frame at a time, so each partition is processed in offset order and an
+offset is committed only after its frame is done (agent concurrency > 1
+lets Faust commit past frames still in progress, and reorders an area's
+frames).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import faust
+from faust.transport.drivers import aiokafka as aiokafka_driver
+from faust.types import TP
+
+from amiwatch.settings import Settings, load_settings
+from services.detector import metrics
+from services.detector.codec import ArchiveCache, alert_message, area_key, archive_from_bytes, frame_from_bytes
+from services.detector.pipeline import AreaPipeline
+from services.detector.state import AreaState
+from services.detector.thresholds import load_thresholds
+
+__all__ = ["DetectorConfig", "CONFIG", "app", "frames", "archive", "alerts", "archives", "area_state"]
+
+log = logging.getLogger(__name__)
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"AMIWATCH_DETECTOR_{name}", default)
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorConfig:
+    """The detector's configuration, read once from the environment (``AMIWATCH_DETECTOR_*``).
+
+    ``amiwatch detect`` flags set the same variables before this module is imported.
+    """
+
+    settings: Settings
+    app_id: str
+    store: str  # STORE: memory:// (default; tables rebuilt from the changelogs at start) or rocksdb://
+    standbys: int  # STANDBYS: hot copies of each table partition on other workers (0: none)
+    web_port: int  # WEB_PORT (Settings.detector_web_port): Faust's web server, one per worker
+    worker: str  # WORKER: this worker's name (Faust client id, data dir); default detector-<web port>
+    datadir: Path  # <state dir>/detector/<worker>: RocksDB files, one directory per worker
+    commit_interval_s: float  # COMMIT_INTERVAL_S: how often processed offsets are committed
+    session_timeout_s: float  # SESSION_TIMEOUT_S: how long the group waits for a silent (crashed) worker
+    archive_wait_s: float  # ARCHIVE_WAIT_S: how long a frame waits for its area's archive
+
+    @classmethod
+    def from_env(cls) -> DetectorConfig:
+        settings = load_settings()
+        web_port = int(os.environ.get("AMIWATCH_DETECTOR_WEB_PORT", settings.detector_web_port))
+        worker = _env("WORKER", f"detector-{web_port}")
+        return cls(
+            settings=settings,
+            app_id=f"{settings.topics.prefix}detector",
+            store=_env("STORE", "memory://"),
+            standbys=int(_env("STANDBYS", "0")),
+            web_port=web_port,
+            worker=worker,
+            datadir=settings.state_dir / "detector" / worker,
+            commit_interval_s=float(_env("COMMIT_INTERVAL_S", "1.0")),
+            session_timeout_s=float(_env("SESSION_TIMEOUT_S", "10")),
+            archive_wait_s=float(_env("ARCHIVE_WAIT_S", "30")),
+        )
+
+
+# -- Kafka plumbing: read_committed input, idempotent output ---------------------------------
+
+
+class _ConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
+    """Faust's consumer thread with two corrections.
+
+    ``read_committed`` always: Faust asks for it only under ``exactly_once``.
+
+    Seeking after a rebalance: Faust re-positions every assigned partition at
+    its committed offset once the tables are recovered, and drops what was
+    fetched meanwhile; aiokafka's ``seek_to_committed`` moves only partitions
+    whose committed offset is above 0. A partition nobody has committed yet
+    (a new group, a quiet archive partition) kept the position the fetcher
+    had reached, so a record fetched during the rebalance and dropped was
+    never read (seen here: an archive produced while two workers were
+    joining never reached its worker). Such partitions are sent back to
+    their beginning: uncommitted means unprocessed, and re-reading is
+    harmless (see the module docstring).
+    """
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = self.consumer
+        in_transaction = consumer.in_transaction
+        consumer.in_transaction = True  # the one flag Faust reads to choose the isolation level here
+        try:
+            return super()._create_worker_consumer(transport)
+        finally:
+            consumer.in_transaction = in_transaction
+
+    async def seek_to_committed(self) -> Any:
+        return await self.call_thread(self._seek_to_committed_or_beginning)
+
+    async def _seek_to_committed_or_beginning(self) -> Any:
+        consumer = self._ensure_consumer()
+        committed = await consumer.seek_to_committed()
+        changelogs = set(self.app.tables.changelog_topics)
+        never = [tp for tp, offset in committed.items() if not offset and tp.topic not in changelogs]
+        if never:
+            await consumer.seek_to_beginning(*never)
+        return committed
+
+
+class _Consumer(aiokafka_driver.Consumer):
+    def _new_consumer_thread(self) -> aiokafka_driver.AIOKafkaConsumerThread:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class _Producer(aiokafka_driver.Producer):
+    def _settings_extra(self) -> dict[str, Any]:
+        return {"acks": "all", "enable_idempotence": True}
+
+
+class _Transport(aiokafka_driver.Transport):
+    Consumer = _Consumer
+    Producer = _Producer
+
+
+class DeliveredTable(faust.Table):
+    """A table whose last write can be awaited until the broker has it in the changelog.
+
+    Faust buffers changelog records and its pre-commit flush gives up after
+    0.1 s without progress, so a busy worker could commit a frame's offset
+    while the frame's state still sits in that buffer; a crash then would
+    lose state that no replay restores. Awaiting :meth:`delivered` before the
+    agent moves past the frame makes the state durable before the offset can
+    be committed, and surfaces a failed write (Faust only logs it).
+    """
+
+    _last_write: asyncio.Future | None = None
+
+    def send_changelog(self, *args: Any, **kwargs: Any) -> Any:
+        fut = super().send_changelog(*args, **kwargs)
+        self._last_write = fut
+        return fut
+
+    async def delivered(self) -> None:
+        """Wait until the last write is in the changelog (raises if it failed)."""
+        fut, self._last_write = self._last_write, None
+        if fut is not None:
+            await fut
+
+
+class DetectorApp(faust.App):
+    """A Faust app on the transport above."""
+
+    def _new_transport(self) -> _Transport:
+        return _Transport(self.conf.broker_consumer, self)
+
+    def _new_producer_transport(self) -> _Transport:
+        return _Transport(self.conf.broker_producer, self)
+
+
+# -- the map -----------------------------------------------------------------------------------
+
+CONFIG = DetectorConfig.from_env()
+PARTITIONS = CONFIG.settings.partitions
+TOPICS = CONFIG.settings.topics
+
+app = DetectorApp(
+    CONFIG.app_id,
+    broker=[f"kafka://{server}" for server in CONFIG.settings.bootstrap_servers.split(",")],
+    store=CONFIG.store,
+    datadir=str(CONFIG.datadir),
+    table_standby_replicas=CONFIG.standbys,
+    processing_guarantee="at_least_once",
+    topic_partitions=PARTITIONS,
+    topic_disable_leader=True,
+    broker_client_id=CONFIG.worker,
+    broker_commit_interval=CONFIG.commit_interval_s,
+    broker_session_timeout=CONFIG.session_timeout_s,
+    broker_heartbeat_interval=max(1.0, CONFIG.session_timeout_s / 5),
+    broker_rebalance_timeout=max(20.0, 2 * CONFIG.session_timeout_s),
+    consumer_auto_offset_reset="earliest",
+    web_host="127.0.0.1",
+    web_port=CONFIG.web_port,
+    canonical_url=f"http://127.0.0.1:{CONFIG.web_port}",
+    key_serializer="raw",
+    value_serializer="raw",
+    Table=DeliveredTable,
+    producer_compression_type="lz4",  # state records are mostly NaN and zero columns: they shrink a lot
+)
+
+frames = app.topic(TOPICS.frames, partitions=PARTITIONS)
+archive = app.topic(TOPICS.archive, partitions=PARTITIONS)
+alerts = app.topic(TOPICS.alerts)
+
+# key_type/value_type bytes make Faust (de)serialize the changelogs raw: a table's codec
+# comes from its types, not from the app's serializers, and defaults to JSON.
+archives = app.Table("archives", partitions=PARTITIONS, key_type=bytes, value_type=bytes,
+                     help="area id → archive JSON (the area's latest ami.archive record)")
+area_state = app.Table("area_state", partitions=PARTITIONS, key_type=bytes, value_type=bytes,
+                       help="area id → AreaState bytes (the detector's whole memory of the area)")
+
+PIPELINE = AreaPipeline(load_thresholds())
+
+
+@app.agent(archive, concurrency=1)
+async def keep_archives(stream: faust.StreamT) -> None:
+    """Keep each area's latest archive record in ``archives`` (a tombstone deletes it)."""
+    async for event in stream.events():
+        await _keep_archive(event)
+
+
+@app.agent(frames, concurrency=1)
+async def detect(stream: faust.StreamT) -> None:
+    """Run each frame through its area's pipeline: alerts out, state back (see the module docstring)."""
+    async for event in stream.events():
+        await _detect(event)
+
+
+@app.timer(interval=5.0)
+async def gauges() -> None:
+    """Areas held and consumer lag, for the metrics."""
+    _update_gauges()
+
+
+# -- what the agents do ------------------------------------------------------------------------
+
+_decoded_archives = ArchiveCache()
+_archive_arrived: dict[bytes, asyncio.Event] = {}
+_processed_offsets: dict[int, int] = {}  # frames partition → offset of the last frame handled
+
+
+async def _keep_archive(event: faust.EventT) -> None:
+    key, value = event.key, event.value
+    if value is None:  # a tombstone: the area is gone
+        if key is not None and key in archives:
+            del archives[key]
+            _decoded_archives.forget(key)
+        return
+    try:
+        area_id = archive_from_bytes(value).area_id
+    except Exception:
+        log.exception("archive record at %s offset %d is not an archive; ignored", _tp(event), event.message.offset)
+        return
+    key = area_key(area_id)
+    archives[key] = value
+    async with _or_die("archive changelog write"):
+        await archives.delivered()
+    _archive_arrived.setdefault(key, asyncio.Event()).set()
+    log.info("archive of area %s kept (%s offset %d)", area_id, _tp(event), event.message.offset)
+
+
+async def _archive_for(key: bytes) -> bytes | None:
+    """The area's archive bytes, waiting up to ``archive_wait_s`` for its record to arrive."""
+    value = archives.get(key)
+    if value is None:
+        arrived = _archive_arrived.setdefault(key, asyncio.Event())
+        try:
+            await asyncio.wait_for(arrived.wait(), CONFIG.archive_wait_s)
+        except asyncio.TimeoutError:
+            return None
+        value = archives.get(key)
+    return value
+
+
+async def _detect(event: faust.EventT) -> None:
+    started = time.perf_counter()
+    metrics.touch()
+    message = event.message
+    _processed_offsets[message.partition] = message.offset
+    try:
+        frame = frame_from_bytes(event.value)
+        key = area_key(frame.area_id)
+        raw_archive = await _archive_for(key)
+        if raw_archive is None:
+            log.error("frame %s at %s offset %d: no archive for area %s after %.0f s; skipped",
+                      frame.frame_id, _tp(event), message.offset, frame.area_id, CONFIG.archive_wait_s)
+            metrics.observe_frame("no_archive", time.perf_counter() - started, frame.ts)
+            return
+        raw_state = area_state.get(key)
+        state = AreaState.from_bytes(raw_state) if raw_state is not None else PIPELINE.new_state(frame.area_id)
+        replayed = (frame.ts, frame.revision) in state.recent_frames
+        records = PIPELINE.process(frame, _decoded_archives.get(key, raw_archive), state)
+    except Exception:
+        # A frame that cannot be decoded or processed is skipped, not retried forever:
+        # it stays in the topic for a replay once the cause is fixed.
+        log.exception("frame at %s offset %d failed; skipped", _tp(event), message.offset)
+        metrics.observe_frame("error", time.perf_counter() - started, None)
+        return
+    if replayed:
+        metrics.observe_frame("duplicate", time.perf_counter() - started, frame.ts)
+        return
+    async with _or_die("alert delivery"):
+        await _send_alerts(records)
+    area_state[key] = state.to_bytes()
+    async with _or_die("state changelog write"):
+        await area_state.delivered()
+    for record in records:
+        metrics.count_alert(record)
+    metrics.observe_frame("processed", time.perf_counter() - started, frame.ts)
+
+
+async def _send_alerts(records: list[dict[str, Any]]) -> None:
+    """Send alert records and wait until the broker has them all."""
+    pending = []
+    for record in records:
+        key, value = alert_message(record)
+        pending.append(await alerts.send(key=key, value=value))
+    await asyncio.gather(*pending)
+
+
+@contextlib.asynccontextmanager
+async def _or_die(what: str) -> AsyncIterator[None]:
+    """Exit the process at once if a write to Kafka fails.
+
+    The state must not move past alerts that were not delivered, and Faust
+    commits a frame's offset once the agent moves on or raises: stopping as a
+    crash would (nothing committed, nothing flushed) makes the frame be read
+    again after the restart.
+    """
+    try:
+        yield
+    except Exception:
+        log.critical("%s failed; exiting without committing", what, exc_info=True)
+        logging.shutdown()
+        os._exit(75)
+
+
+def _update_gauges() -> None:
+    metrics.AREAS.set(len(area_state))
+    try:
+        assigned = {tp.partition: tp for tp in app.consumer.assignment() if tp.topic == frames.get_topic_name()}
+    except Exception:  # consumer not started yet
+        return
+    for partition in set(_processed_offsets) - set(assigned):
+        del _processed_offsets[partition]  # revoked: another worker reports it now
+    metrics.set_consumer_lag(
+        {p: app.consumer.highwater(tp) - 1 - _processed_offsets[p] for p, tp in assigned.items()
+         if p in _processed_offsets and app.consumer.highwater(tp) is not None}
+    )
+
+
+def _tp(event: faust.EventT) -> TP:
+    return TP(event.message.topic, event.message.partition)
