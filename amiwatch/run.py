@@ -5,7 +5,8 @@ cluster), creates the topics, starts every service that is built (ingest,
 detector, API) as child processes, then feeds them the simulator's demo
 scenario. It prints what runs where and, on Ctrl-C (or when ``--until-done``
 sees the simulator finish and the services go idle), stops the children in
-reverse order with SIGTERM so each one commits what it holds.
+reverse order with SIGTERM so each one commits what it holds, and stops the
+broker if it started it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from amiwatch.kafka.local_broker import start_local_broker
+from amiwatch.kafka.local_broker import broker_running, start_local_broker, stop_local_broker
 from amiwatch.kafka.topics import ensure_topics
 from amiwatch.settings import Settings, load_settings
 
@@ -92,6 +93,8 @@ def _stop(children: list[Child], timeout: float = 30.0) -> None:
 
 def up(args: argparse.Namespace) -> int:
     settings = load_settings()
+    # A broker that was already running (a developer's, or another `up`) is left running.
+    owns_broker = not settings.external_kafka and not broker_running(settings)
     bootstrap = start_local_broker(settings)
     created = ensure_topics(bootstrap, settings.topics, settings.partitions)
     print(f"kafka      {bootstrap}  ({'external' if settings.external_kafka else 'local KRaft broker'})")
@@ -133,6 +136,8 @@ def up(args: argparse.Namespace) -> int:
         return 0
     finally:
         _stop([*children, simulator])
+        if owns_broker:
+            stop_local_broker(settings)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

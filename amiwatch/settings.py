@@ -62,8 +62,23 @@ class Topics:
         """Ingest's per-input-partition checkpoint, written in the same transaction as its output (compacted)."""
         return f"{self.prefix}ingest.checkpoints"
 
+    @property
+    def detector_app_id(self) -> str:
+        """The detector's Faust app id: its consumer group and the prefix of its changelogs."""
+        return f"{self.prefix}detector"
+
+    def detector_changelog(self, table: str) -> str:
+        """Faust's name for the changelog of one of the detector's tables."""
+        return f"{self.detector_app_id}-{table}-changelog"
+
     def all(self) -> dict[str, dict[str, str]]:
-        """Every topic with its extra configuration (compaction where it belongs)."""
+        """Every topic with its extra configuration (compaction where it belongs).
+
+        The detector's table changelogs are created here too, with the frames'
+        partition count: Faust would create them itself, but a worker whose
+        first frame arrives before the new changelog shows in its metadata
+        crashes with ``PartitionsMismatch`` until the next rebalance.
+        """
         compacted = {"cleanup.policy": "compact"}
         return {
             self.raw: {},
@@ -73,6 +88,8 @@ class Topics:
             self.alerts: {},
             self.labels: {},
             self.ingest_checkpoints: compacted,
+            self.detector_changelog("archives"): compacted,
+            self.detector_changelog("area_state"): compacted,
         }
 
 

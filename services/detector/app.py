@@ -131,7 +131,7 @@ class DetectorConfig:
         worker = _env("WORKER", f"detector-{web_port}")
         return cls(
             settings=settings,
-            app_id=f"{settings.topics.prefix}detector",
+            app_id=settings.topics.detector_app_id,
             store=_env("STORE", "memory://"),
             standbys=int(_env("STANDBYS", "0")),
             web_port=web_port,
