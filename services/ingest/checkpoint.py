@@ -40,7 +40,7 @@ frames, silently: no dead letters, no closing. From e on, input is new.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -121,29 +121,43 @@ class OffsetRanges:
 class AreaMark:
     """One area's event-time state in a checkpoint (see :class:`services.ingest.frames.FrameAssembler`)."""
 
-    __slots__ = ("watermark", "open", "closed")
+    __slots__ = ("watermark", "open", "closed", "sent")
 
-    def __init__(self, watermark: int, open: Iterable[tuple[int, int]], closed: Iterable[tuple[int, int, int]]) -> None:
+    def __init__(
+        self,
+        watermark: int,
+        open: Iterable[tuple[int, int]],
+        closed: Iterable[tuple[int, int, int]],
+        sent: Mapping[tuple[int, int], Mapping[str, int]] | None = None,
+    ) -> None:
         self.watermark = watermark
         self.open = tuple(sorted(tuple(k) for k in open))  # type: ignore[misc]
         self.closed = tuple(sorted(tuple(c) for c in closed))  # type: ignore[misc]
+        # Digests of the readings each remembered closed frame sent: identical re-sends are dropped.
+        self.sent = {tuple(k): dict(v) for k, v in (sent or {}).items()}
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, AreaMark) and (self.watermark, self.open, self.closed) == (
+        return isinstance(other, AreaMark) and (self.watermark, self.open, self.closed, self.sent) == (
             other.watermark,
             other.open,
             other.closed,
+            other.sent,
         )
 
     def __repr__(self) -> str:
         return f"AreaMark({self.watermark}, open={self.open}, closed={self.closed})"
 
     def to_json(self) -> dict[str, Any]:
-        return {"wm": self.watermark, "open": [list(k) for k in self.open], "closed": [list(c) for c in self.closed]}
+        return {
+            "wm": self.watermark,
+            "open": [list(k) for k in self.open],
+            "closed": [list(c) for c in self.closed],
+            "sent": [[ts, iv, digests] for (ts, iv), digests in sorted(self.sent.items())],
+        }
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> AreaMark:
-        return cls(obj["wm"], obj["open"], obj["closed"])
+        return cls(obj["wm"], obj["open"], obj["closed"], {(ts, iv): d for ts, iv, d in obj.get("sent", ())})
 
 
 class Checkpoint:

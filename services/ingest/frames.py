@@ -21,7 +21,12 @@ partition and closes each one, exactly once, when the first of these holds:
 A reading whose frame is closed, or due to be (its grace has passed), is
 late: it goes out at once as a correction frame (``revision`` n+1,
 ``closed_by: "late"``) holding the late readings of that one message for
-that frame; never dropped. Readings of one meter delivered twice to an open
+that frame; never dropped. The exception is an identical re-send of a
+reading already sent in a remembered closed frame (a concentrator re-sending
+an upload right after it completed the frame): a digest of every reading
+sent is kept, and checkpointed, for as long as the frame is remembered, so
+the re-send is dropped and counted like any duplicate and each reading
+reaches the frames topic once. Readings of one meter delivered twice to an open
 frame: identical ones are dropped and counted, differing ones keep the
 first value and list the other in ``conflicts``. Events are merged.
 
@@ -39,6 +44,7 @@ A correction to a frame older than that starts again at revision 1.
 from __future__ import annotations
 
 import heapq
+import zlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -46,11 +52,16 @@ from services.ingest.archive_view import ArchiveView
 from services.ingest.checkpoint import AreaMark
 from services.ingest.normalise import COLUMNS, Reading, format_time
 
-__all__ = ["CLOSED_BY", "OpenFrame", "FrameAssembler", "encode_frame"]
+__all__ = ["CLOSED_BY", "OpenFrame", "FrameAssembler", "encode_frame", "reading_digest"]
 
 CLOSED_BY: tuple[str, ...] = ("complete", "grace", "idle", "late")
 
 _AREA_METER_COLUMNS = COLUMNS[:3]
+
+
+def reading_digest(values: tuple[float | None, ...]) -> int:
+    """A 32-bit digest of one reading's values: enough to tell a re-send from a different value."""
+    return zlib.crc32(repr(values).encode())
 
 
 class OpenFrame:
@@ -113,6 +124,13 @@ class OpenFrame:
         for code, at in reading.events:
             self.events[(reading.meter_id, code, at)] = None
 
+    def digests(self) -> dict[str, int]:
+        """Per meter (area meter included), the digest of the values this frame sends."""
+        sent = {meter_id: reading_digest(values) for meter_id, values in self.rows.items()}
+        if self.area_meter is not None:
+            sent[self.area_meter[0]] = reading_digest(self.area_meter[1])
+        return sent
+
 
 def encode_frame(frame: OpenFrame, revision: int, closed_by: str, missing: list[str]) -> dict[str, Any]:
     """The frame as the contract's columnar ``area_frame`` (meters sorted by id)."""
@@ -143,12 +161,25 @@ def encode_frame(frame: OpenFrame, revision: int, closed_by: str, missing: list[
 
 
 class _Area:
-    __slots__ = ("watermark", "open", "closed")
+    __slots__ = ("watermark", "open", "closed", "sent")
 
-    def __init__(self, watermark: int | None = None, closed: dict[tuple[int, int], int] | None = None) -> None:
+    def __init__(
+        self,
+        watermark: int | None = None,
+        closed: dict[tuple[int, int], int] | None = None,
+        sent: dict[tuple[int, int], dict[str, int]] | None = None,
+    ) -> None:
         self.watermark = watermark
         self.open: dict[tuple[int, int], OpenFrame] = {}
         self.closed: dict[tuple[int, int], int] = closed if closed is not None else {}
+        self.sent: dict[tuple[int, int], dict[str, int]] = sent if sent is not None else {}
+
+    def already_sent(self, key: tuple[int, int], reading: Reading) -> bool:
+        """Whether this exact reading went out in the remembered closed frame ``key``."""
+        sent = self.sent.get(key)
+        return sent is not None and sent.get(reading.meter_id) == reading_digest(
+            reading.values[:3] if reading.is_area_meter else reading.values
+        )
 
 
 class FrameAssembler:
@@ -158,7 +189,18 @@ class FrameAssembler:
     it does (``missing``).
     """
 
-    __slots__ = ("_archive", "_grace", "_stale_s", "_horizon_s", "_areas", "_heap", "_seq", "newest", "open_count")
+    __slots__ = (
+        "_archive",
+        "_grace",
+        "_stale_s",
+        "_horizon_s",
+        "_areas",
+        "_heap",
+        "_seq",
+        "newest",
+        "open_count",
+        "late_duplicates",
+    )
 
     def __init__(
         self,
@@ -179,6 +221,7 @@ class FrameAssembler:
         self._seq = 0
         self.newest: int | None = None
         self.open_count = 0
+        self.late_duplicates = 0  # identical re-sends of closed frames dropped (metrics read and reset it)
 
     # -- decisions -----------------------------------------------------------------
 
@@ -204,6 +247,7 @@ class FrameAssembler:
     def _close(self, area: _Area, frame: OpenFrame, closed_by: str) -> dict[str, Any]:
         del area.open[frame.key]
         area.closed[frame.key] = 0
+        area.sent[frame.key] = frame.digests()
         self.open_count -= 1
         archived = self._archive.get(frame.area_id)
         missing = archived.missing(frame.rows) if archived is not None else []
@@ -239,6 +283,7 @@ class FrameAssembler:
         for key, revision in list(area.closed.items()):
             if (revision == 0 and self._due(area, key)) or key[0] < horizon:
                 del area.closed[key]
+                area.sent.pop(key, None)
         return out
 
     def _sweep_stale(self) -> list[tuple[_Area, dict[str, Any]]]:
@@ -264,6 +309,9 @@ class FrameAssembler:
             frame = area.open.get(key)
             if frame is None:
                 if key in area.closed or self._due(area, key):
+                    if area.already_sent(key, reading):
+                        self.late_duplicates += 1
+                        continue
                     correction = late.get(reading.frame_key)
                     if correction is None:
                         correction = late[reading.frame_key] = OpenFrame(
@@ -282,6 +330,7 @@ class FrameAssembler:
         for (area_id, ts, interval), correction in late.items():
             closed = self._areas[area_id].closed
             revision = closed[(ts, interval)] = closed.get((ts, interval), 0) + 1
+            self._areas[area_id].sent.setdefault((ts, interval), {}).update(correction.digests())
             out.append(encode_frame(correction, revision, "late", []))
         for area, frame in self._sweep_stale():
             out.append(frame)
@@ -327,10 +376,13 @@ class FrameAssembler:
         return {o for area in self._areas.values() for frame in area.open.values() for o in frame.offsets}
 
     def marks(self) -> dict[str, AreaMark]:
-        """Per area: watermark, open frame keys, closed frames' revisions."""
+        """Per area: watermark, open frame keys, closed frames' revisions and sent digests."""
         return {
             area_id: AreaMark(
-                area.watermark, area.open.keys(), ((ts, iv, rev) for (ts, iv), rev in area.closed.items())
+                area.watermark,
+                area.open.keys(),
+                ((ts, iv, rev) for (ts, iv), rev in area.closed.items()),
+                area.sent,
             )
             for area_id, area in self._areas.items()
             if area.watermark is not None
@@ -339,7 +391,11 @@ class FrameAssembler:
     def restore(self, marks: dict[str, AreaMark], newest: int | None) -> None:
         """Start from a checkpoint's state; its open frames come back through :meth:`rebuild`."""
         self._areas = {
-            area_id: _Area(mark.watermark, {(ts, iv): rev for ts, iv, rev in mark.closed})
+            area_id: _Area(
+                mark.watermark,
+                {(ts, iv): rev for ts, iv, rev in mark.closed},
+                {key: dict(sent) for key, sent in mark.sent.items()},
+            )
             for area_id, mark in marks.items()
         }
         self._heap = []

@@ -51,7 +51,7 @@ FRAMES = Counter("amiwatch_ingest_frames_emitted_total", "Area frames emitted, b
 LATE_READINGS = Counter(
     "amiwatch_ingest_late_readings_total", "Readings that arrived after their frame closed (sent in correction frames)."
 )
-DUPLICATES = Counter("amiwatch_ingest_duplicates_dropped_total", "Identical re-deliveries dropped from open frames.")
+DUPLICATES = Counter("amiwatch_ingest_duplicates_dropped_total", "Identical re-deliveries dropped (into open frames, or of readings a closed frame already sent).")
 CONFLICTS = Counter(
     "amiwatch_ingest_conflicts_total", "Differing re-deliveries kept as conflict evidence (one per field)."
 )

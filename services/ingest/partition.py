@@ -39,7 +39,7 @@ class Outcome:
     the replay, and it counts only as replayed.
     """
 
-    __slots__ = ("frames", "dead_letters", "kind", "accepted", "rejections", "replayed")
+    __slots__ = ("frames", "dead_letters", "kind", "accepted", "rejections", "replayed", "late_duplicates")
 
     def __init__(
         self,
@@ -49,6 +49,7 @@ class Outcome:
         accepted: int = 0,
         rejections: list[Rejection] | None = None,
         replayed: bool = False,
+        late_duplicates: int = 0,
     ) -> None:
         self.frames = frames if frames is not None else []
         self.dead_letters = dead_letters if dead_letters is not None else []
@@ -56,6 +57,7 @@ class Outcome:
         self.accepted = accepted
         self.rejections = rejections if rejections is not None else []
         self.replayed = replayed
+        self.late_duplicates = late_duplicates  # identical re-sends of already closed frames, dropped
 
 
 class PartitionProcessor:
@@ -130,6 +132,7 @@ class PartitionProcessor:
         accepted, rejections = admit(parsed, self._archive, self.assembler.newest, self._clock())
         if rejections and accepted:
             self._rejected[record.offset] = tuple(r.slot for r in rejections)
+        dropped_before = self.assembler.late_duplicates
         frames.extend(self.assembler.add(accepted, record.offset))
         self.end = record.offset + 1
         return Outcome(
@@ -138,6 +141,7 @@ class PartitionProcessor:
             kind=parsed.kind,
             accepted=len(accepted),
             rejections=rejections,
+            late_duplicates=self.assembler.late_duplicates - dropped_before,
         )
 
     def flush(self) -> list[dict[str, Any]]:

@@ -95,7 +95,7 @@ def transactional_id(group: str, worker: str) -> str:
 class _Pending:
     """One batch's output and tallies, sent and counted only if its transaction commits."""
 
-    __slots__ = ("records", "frames", "messages", "accepted", "rejected", "replayed", "partitions")
+    __slots__ = ("records", "frames", "messages", "accepted", "rejected", "replayed", "late_duplicates", "partitions")
 
     def __init__(self) -> None:
         self.records: list[tuple[str, int | None, bytes | None, bytes, Any]] = []
@@ -104,6 +104,7 @@ class _Pending:
         self.accepted = 0
         self.rejected: dict[str, int] = {}
         self.replayed = 0
+        self.late_duplicates = 0
         self.partitions: set[int] = set()
 
     def add_frames(self, topic: str, partition: int, frames: list[dict[str, Any]]) -> None:
@@ -121,6 +122,7 @@ class _Pending:
             self.records.append((topics.dlq, None, key, orjson.dumps(letter), list(record.headers or ())))
         self.messages[outcome.kind] = self.messages.get(outcome.kind, 0) + 1
         self.accepted += outcome.accepted
+        self.late_duplicates += outcome.late_duplicates
         for rejection in outcome.rejections:
             self.rejected[rejection.reason] = self.rejected.get(rejection.reason, 0) + 1
 
@@ -133,6 +135,7 @@ class _Pending:
             metrics.READINGS.labels("rejected", reason).inc(n)
         if self.replayed:
             metrics.REPLAYED.inc(self.replayed)
+        metrics.DUPLICATES.inc(self.late_duplicates)
         for frame in self.frames:
             metrics.count_frame(frame)
 

@@ -155,8 +155,8 @@ def build() -> Stream:
         if k == 9:
             s.bad[(raw, 3, "unknown_meter")] += 1
             s.bad[(raw, 5, "negative_energy")] += 1
-        if k == 3:  # the frame went out complete at once: the re-send is a correction
-            s.send("A1", message, readings=pairs, times=2)
+        if k == 3:  # the frame went out complete at once: the identical re-send is dropped
+            s.send("A1", message)
         # A2: one message per reading; a duplicate (k=4), a conflict (k=6), M2-07 of k=3 held back.
         for m in meters("A2"):
             if k == 3 and m == "M2-07":
@@ -257,14 +257,15 @@ def finish(process: subprocess.Popen[bytes], timeout: float = 75) -> str:
 class Expected:
     """What ingest must make of a published input.
 
-    ``valid``: (meter, ts) -> times it appears in frames; with ``exact`` False
-    only the set of pairs is known (the simulator lists each valid reading
-    once, not how often it was re-sent after its frame closed).
+    ``valid``: (meter, ts) -> times it appears in frames (once each: identical
+    re-sends are dropped); ``conflicting``: pairs re-sent with a different value,
+    which may appear once more, in a correction frame, when the re-send came after
+    their frame closed (evidence for ``duplicate_data``, never dropped).
     ``check_letters`` asserts on the dead letters.
     """
 
     valid: Counter
-    exact: bool
+    conflicting: set[tuple[str, str]]
     check_letters: Callable[[list[dict[str, Any]]], None]
     closed_by: set[str]
     dead_letters: int
@@ -277,7 +278,7 @@ def hand_built(bootstrap: str, topics: Topics, env: dict[str, str], tmp_path: Pa
     def check_letters(letters: list[dict[str, Any]]) -> None:
         assert Counter((base64.b64decode(d["original"]), d["index"], d["reason"]) for d in letters) == stream.bad
 
-    return Expected(stream.valid, True, check_letters, {"complete", "grace", "late", "idle"}, sum(stream.bad.values()))
+    return Expected(stream.valid, set(), check_letters, {"complete", "grace", "late", "idle"}, sum(stream.bad.values()))
 
 
 def simulated(bootstrap: str, topics: Topics, env: dict[str, str], tmp_path: Path) -> Expected:
@@ -292,9 +293,9 @@ def simulated(bootstrap: str, topics: Topics, env: dict[str, str], tmp_path: Pat
     )
     with (out / "readings.csv").open() as rows:
         valid = Counter((row["meter_id"], row["ts"]) for row in csv.DictReader(rows))
-    malformed = [
-        label for line in labels.read_text().splitlines() if (label := orjson.loads(line))["kind"] == "malformed"
-    ]
+    all_labels = [orjson.loads(line) for line in labels.read_text().splitlines()]
+    malformed = [label for label in all_labels if label["kind"] == "malformed"]
+    conflicting = {(label["subject_id"], label["start"]) for label in all_labels if label["type"] == "duplicate_data"}
     assert malformed, "the simulator made no malformed messages"
 
     def matches(letter: dict[str, Any], label: dict[str, Any]) -> bool:
@@ -309,7 +310,7 @@ def simulated(bootstrap: str, topics: Topics, env: dict[str, str], tmp_path: Pat
         assert [(label, found) for label, found in pairs if len(found) != 1] == []
         assert sorted(found[0] for _, found in pairs) == list(range(len(letters))), "dead letters without a label"
 
-    return Expected(valid, False, check_letters, {"complete", "grace"}, len(malformed))
+    return Expected(valid, conflicting, check_letters, {"complete", "grace"}, len(malformed))
 
 
 def model(bootstrap: str, topics: Topics) -> tuple[dict[int, list[dict]], list[tuple]]:
@@ -362,10 +363,9 @@ def check(bootstrap: str, topics: Topics, expected: Expected) -> None:
         if f["revision"] == 0:
             first.update(pairs)
     assert max(first.values()) == 1, "a reading is in two revision-0 frames"
-    if expected.exact:
-        assert seen == expected.valid
-    else:
-        assert set(seen) == set(expected.valid)
+    assert set(seen) == set(expected.valid)
+    repeated = seen - expected.valid
+    assert set(repeated) <= expected.conflicting and max(repeated.values(), default=1) == 1, repeated
     assert expected.closed_by <= {f["closed_by"] for f in frames}
 
     letter_records = read_all(bootstrap, topics.dlq)

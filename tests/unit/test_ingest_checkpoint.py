@@ -71,7 +71,9 @@ def test_checkpoint_round_trips() -> None:
         "end": 180,
         "open": [[100, 102], [150, 180]],
         "rejected": [[101, [3, -1]]],
-        "areas": {"A1": {"wm": T0 + 900, "open": [[T0 + 900, 15]], "closed": [[T0 - 900, 15, 2], [T0, 15, 0]]}},
+        "areas": {
+            "A1": {"wm": T0 + 900, "open": [[T0 + 900, 15]], "closed": [[T0 - 900, 15, 2], [T0, 15, 0]], "sent": []}
+        },
         "newest": T0 + 900,
         "worker": "w1",
     }
@@ -110,10 +112,11 @@ def test_processor_checkpoint_commits_only_up_to_the_first_open_offset() -> None
         processor.process(_Record(offset, value))
     checkpoint = processor.checkpoint()
     assert checkpoint is not None
-    # offset 0 completed A1; 1 holds A2's open frame; 2 re-sent A1 (a correction); 3 was a dead letter
+    # offset 0 completed A1; 1 holds A2's open frame; 2 re-sent A1 identically (dropped); 3 was a dead letter
     assert (checkpoint.committed, checkpoint.end, checkpoint.open.ranges()) == (1, 4, [[1, 2]])
     assert checkpoint.areas["A2"].open == ((T0 + 900, 15),)
-    assert checkpoint.areas["A1"].closed == ((T0 + 900, 15, 1),)
+    assert checkpoint.areas["A1"].closed == ((T0 + 900, 15, 0),)
+    assert len(checkpoint.areas["A1"].sent[(T0 + 900, 15)]) == METERS + 1  # the area meter too
 
 
 # -- the property -----------------------------------------------------------------------------------

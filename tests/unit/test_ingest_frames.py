@@ -190,13 +190,17 @@ def test_events_are_merged_across_deliveries() -> None:
 def test_late_readings_become_numbered_corrections_never_dropped() -> None:
     assembler = FrameAssembler(view())
     assert ids(assembler.add(full(1), 0)) == [(frame_id(1), "complete")]
-    # A re-send after completion travels as a correction, one per message and frame.
-    (first,) = assembler.add([reading("M1", 1, 0.1), reading("M2", 1, 0.2)], 1)
-    (second,) = assembler.add([reading("M3", 1, 0.3)], 2)
+    # An identical re-send of what the closed frame sent is a duplicate: dropped and counted, once.
+    assert assembler.add(full(1), 1) == [] and assembler.late_duplicates == 4
+    # Different values after completion travel as a correction, one per message and frame.
+    (first,) = assembler.add([reading("M1", 1, 0.15), reading("M2", 1, 0.25)], 2)
+    (second,) = assembler.add([reading("M3", 1, 0.35)], 3)
     assert ids([first, second]) == [(frame_id(1, 1), "late"), (frame_id(1, 2), "late")]
     assert first["meters"]["meter_id"] == ["M1", "M2"] and first["missing"] == []
     for frame in (first, second):
         check_contract(frame)
+    # ... and once sent, a correction's values are remembered too.
+    assert assembler.add([reading("M3", 1, 0.35)], 4) == [] and assembler.late_duplicates == 5
 
 
 def test_a_reading_for_a_frame_past_its_grace_is_late_even_if_never_opened() -> None:
@@ -245,8 +249,10 @@ def test_marks_and_restore_round_trip() -> None:
     assert (marks["A1"].watermark, marks["A1"].open, marks["A1"].closed) == (ts(2), ((ts(2), 15),), ((ts(1), 15, 0),))
     restored = FrameAssembler(view())
     restored.restore(marks, assembler.newest)
-    assert restored.marks() == {"A1": type(marks["A1"])(ts(2), [], [(ts(1), 15, 0)])}
-    assert ids(restored.add([reading("M1", 1)], 2)) == [(frame_id(1, 1), "late")]
+    assert restored.marks() == {"A1": type(marks["A1"])(ts(2), [], [(ts(1), 15, 0)], marks["A1"].sent)}
+    assert set(marks["A1"].sent[(ts(1), 15)]) == {"T1", "M1", "M2", "M3"}
+    assert restored.add([reading("M1", 1, 0.1)], 2) == []  # the restored digests still catch a re-send
+    assert ids(restored.add([reading("M1", 1)], 3)) == [(frame_id(1, 1), "late")]
 
 
 def test_closed_memory_is_pruned() -> None:
