@@ -11,8 +11,10 @@ household, and is not this meter's swing). The z is a prediction z,
 ``(kWh − baseline) / (σ · sqrt(1 + π/(2k)))`` with σ the robust scale of
 the meter's day-to-day noise (Shamos over same-weekday pairs of the last
 4 weeks) and k the same-weekday values in the median: a median of two
-weeks is itself uncertain, so the bar rises while history is short. A down swing on a day an outage explains is not one. The evidence compares the hours of the day with the
-meter's usual hourly profile, so a person sees *when* the change happened.
+weeks is itself uncertain, so the bar rises while history is short. A
+down swing on a day an outage explains is not one. The evidence compares
+the hours of the day with the meter's usual hourly profile, so a person
+sees *when* the change happened.
 
 A rule of the consumption family (``detectors/consumption.py``); it keeps
 no state of its own (0 B per meter).

@@ -94,7 +94,7 @@ class TheftScore(DailyRule):
                 "contributions": {s: plain(parts[s][i], 3) for s in SIGNALS if parts[s][i] > 0},
                 "baseline_kwh_day": plain(ctx.base[i] * ctx.area_ratio, 3),
                 "observed_kwh_day": plain(ctx.kwh[i], 3),
-                **_evidence(i, ctx, state, signals, raw, th),
+                **_evidence(i, ctx, signals, raw),
             }
             out.append(Finding.of(th, sec, ctx.archive.meter_ids[i], ctx.day.area_id, ctx.day.end, float(score[i]), evidence))
         return out
@@ -161,7 +161,7 @@ def _signals(ctx: DayContext, state: Arrays, th: Thresholds) -> tuple[dict[str, 
     return c, raw
 
 
-def _evidence(i: int, ctx: DayContext, state: Arrays, c: dict[str, np.ndarray], raw: dict[str, np.ndarray], th: Thresholds) -> dict[str, object]:
+def _evidence(i: int, ctx: DayContext, c: dict[str, np.ndarray], raw: dict[str, np.ndarray]) -> dict[str, object]:
     """The numbers behind each signal that contributed, for meter row ``i``."""
     out: dict[str, object] = {}
     if c["sustained_drop"][i] > 0:

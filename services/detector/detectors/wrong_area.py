@@ -203,7 +203,9 @@ class InMemoryVoltageDirectory:
         return [d[day_no] for a, d in sorted(self._days.items()) if a != area_id and day_no in d]
 
 
-def voltage_matches(profiles: np.ndarray, own: np.ndarray, peers: Sequence[AreaVoltageDay]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def voltage_matches(
+    profiles: np.ndarray, own: np.ndarray, peers: Sequence[AreaVoltageDay]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per meter: r with its own area's profile, the best r among peers, and that peer's index (-1 none).
 
     Every transformer's voltage sags in the evening because everyone cooks
