@@ -15,7 +15,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
-__all__ = ["SCHEMA_DIR", "MESSAGES", "load", "validator", "examples"]
+__all__ = ["SCHEMA_DIR", "MESSAGES", "load", "validator", "examples", "enum"]
 
 SCHEMA_DIR = Path(__file__).resolve().parent
 
@@ -52,6 +52,11 @@ def load(name: str) -> dict[str, Any]:
 
 
 @cache
+def enum(name: str) -> tuple[str, ...]:
+    """The values of an enum defined in ``common.json`` (e.g. ``dead_letter_reason``): one list for all code."""
+    return tuple(load("common")["$defs"][name]["enum"])
+
+
 def _registry() -> Registry:
     resources = [Resource.from_contents(load(p.stem)) for p in sorted(SCHEMA_DIR.glob("*.json"))]
     return Registry().with_resources((r.contents["$id"], r) for r in resources)

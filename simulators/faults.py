@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+import schemas
 from simulators.fleet import AreaFleet
 from simulators.plan import Plan
 from simulators.scenario import Scenario
@@ -35,17 +36,7 @@ __all__ = ["Malformed", "FaultPlan", "plan_faults", "MALFORMED_REASONS", "UPLOAD
 
 FAULT_STREAM = 0xFA17
 UPLOAD_FAULTS = ("duplicate", "late_upload", "out_of_order", "unit_wh")
-MALFORMED_REASONS = (
-    "not_json",
-    "schema",
-    "nan",
-    "negative_energy",
-    "future_timestamp",
-    "misaligned_timestamp",
-    "unknown_unit",
-    "unknown_meter",
-    "unknown_area",
-)
+MALFORMED_REASONS = schemas.enum("dead_letter_reason")  # one deliberately bad message per reason at least
 _REPLACES_READING = frozenset({"nan", "negative_energy", "unknown_unit"})
 _USES_METER = _REPLACES_READING | {"future_timestamp", "misaligned_timestamp"}
 _IN_UPLOAD = _REPLACES_READING | {"unknown_meter"}

@@ -58,17 +58,7 @@ __all__ = [
     "validate",
 ]
 
-REASONS: tuple[str, ...] = (
-    "not_json",
-    "schema",
-    "nan",
-    "negative_energy",
-    "future_timestamp",
-    "misaligned_timestamp",
-    "unknown_unit",
-    "unknown_meter",
-    "unknown_area",
-)
+REASONS: tuple[str, ...] = schemas.enum("dead_letter_reason")
 """Every dead-letter reason of the contract (``common.json#/$defs/dead_letter_reason``)."""
 
 REASON_PRECEDENCE: tuple[str, ...] = ("unknown_unit", "negative_energy", "schema")
