@@ -20,7 +20,7 @@ import shutil
 import socket
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
@@ -73,16 +73,27 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _wipe_stale_sessions() -> None:
-    """Stop the broker of, and delete, every session dir whose pytest is gone."""
-    if not TEST_STATE_ROOT.is_dir():
+def wipe_stale_sessions(root: Path, stop: Callable[[Path], object]) -> None:
+    """Stop (with ``stop``) and delete every ``session-<pid>`` dir under ``root`` whose pytest is gone.
+
+    Several pytest runs may share this tree, so each keeps its servers in a dir
+    named after its pid; a dir whose owner has died is left-over.
+    """
+    if not root.is_dir():
         return
-    for session in TEST_STATE_ROOT.iterdir():
+    for session in root.iterdir():
         owner = session.name.removeprefix("session-")
         if owner.isdigit() and _pid_alive(int(owner)):
             continue
-        stop_local_broker(replace(load_settings(), external_kafka=False, state_dir=session))
+        stop(session)
         shutil.rmtree(session, ignore_errors=True)
+
+
+def _wipe_stale_sessions() -> None:
+    """Stop the broker of, and delete, every session dir whose pytest is gone."""
+    wipe_stale_sessions(
+        TEST_STATE_ROOT, lambda session: stop_local_broker(replace(load_settings(), external_kafka=False, state_dir=session))
+    )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

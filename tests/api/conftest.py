@@ -11,7 +11,6 @@ tests that need it: they are never skipped.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from sqlalchemy import create_engine, text
 
 from amiwatch.settings import REPO_ROOT
 from services.api.store.session import Store
+from tests.conftest import wipe_stale_sessions
 
 def pytest_configure(config: pytest.Config) -> None:
     # Starlette's TestClient asks for the httpx2 package; httpx works and is what the API uses.
@@ -32,25 +32,10 @@ PGCTL = REPO_ROOT / "deploy" / "postgres" / "pgctl.sh"
 PG_ROOT = REPO_ROOT / "var" / "test-postgres"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
-
-
 def _wipe_stale_clusters() -> None:
-    if not PG_ROOT.is_dir():
-        return
-    for session in PG_ROOT.iterdir():
-        owner = session.name.removeprefix("session-")
-        if owner.isdigit() and _pid_alive(int(owner)):
-            continue
-        subprocess.run([str(PGCTL), "stop", str(session), "--wipe"], capture_output=True, timeout=60)
-        shutil.rmtree(session, ignore_errors=True)
+    wipe_stale_sessions(
+        PG_ROOT, lambda session: subprocess.run([str(PGCTL), "stop", str(session), "--wipe"], capture_output=True, timeout=60)
+    )
 
 
 @pytest.fixture(scope="session")
