@@ -5,6 +5,8 @@ Examples::
     amiwatch simulate --areas 5 --meters-per-area 40 --days 2 --seed 7 --labels L --summary S
     amiwatch simulate --scenario standard --no-kafka --out-dir /tmp/std
     amiwatch simulate --scenario small --speed 900      # 15 min of data every second
+    amiwatch simulate --scenario bypass                 # one bypass thief after two weeks of history, nothing else
+    amiwatch simulate --scenario small --anomalies theft_suspected/h5,clock_skew --gap-rate 0
 
 Kafka bootstrap servers and topic names come from ``load_settings()``.
 The exit code is 0 when every record was delivered, 1 when any send
@@ -25,7 +27,7 @@ from kafka.errors import KafkaError
 from amiwatch.settings import load_settings
 from simulators.generate import Simulation
 from simulators.progress import Progress
-from simulators.scenario import PRESETS, Scenario, scenario
+from simulators.scenario import PRESETS, Scenario, anomaly_keys, scenario
 from simulators.sinks import FileSink, KafkaSink, LabelFileSink, MultiSink
 from simulators.timegrid import parse_date
 
@@ -57,6 +59,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--per-reading", action="store_true", help="one message per reading instead of concentrator uploads")
     p.add_argument("--anomaly-rate", type=float, help="share of meters with an anomaly (default 0.05)")
     p.add_argument("--warmup-days", type=int, help="days before anomalies start (default: 29 for runs over 35 days)")
+    p.add_argument("--anomalies", type=_anomaly_keys, metavar="KINDS",
+                   help="plan only these kinds, comma-separated type[/variant] (e.g. area_high_loss/thief for a "
+                        "bypass thief, theft_suspected/h5,clock_skew); 'all': every kind (default: the preset's)")
     for flag in _FAULT_FLAGS:
         p.add_argument(f"--{flag.replace('_', '-')}", type=float, help="fault rate (see simulators.scenario.FaultRates)")
     p.add_argument("--labels", type=Path, help="also write labels to this JSON-lines file")
@@ -68,10 +73,22 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
+_ALL = "all"
+
+
+def _anomaly_keys(text: str) -> Any:
+    """argparse type of ``--anomalies``: a set of kinds, or ``"all"`` (every kind)."""
+    try:
+        keys = anomaly_keys(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return _ALL if keys is None else keys
+
+
 def _scenario(args: argparse.Namespace) -> Scenario:
     rates = {field: getattr(args, flag) for flag, field in _FAULT_FLAGS.items() if getattr(args, flag) is not None}
     faults = replace(PRESETS[args.scenario].faults, **rates)
-    return scenario(
+    chosen = scenario(
         args.scenario,
         areas=args.areas,
         meters_per_area=args.meters_per_area,
@@ -83,6 +100,9 @@ def _scenario(args: argparse.Namespace) -> Scenario:
         warmup_days=args.warmup_days,
         faults=faults,
     )
+    if args.anomalies is not None:
+        chosen = replace(chosen, anomalies=None if args.anomalies == _ALL else args.anomalies)
+    return chosen
 
 
 def run(args: argparse.Namespace) -> int:

@@ -232,7 +232,7 @@ class _Planner:
         s = self.s
         coverage_keys = (("area_loss_uncomputable", None), ("missing_data", "area"))
         area_counts = {
-            key: max(1, round(frac * s.areas)) if s.area_anomalies else 0
+            key: max(1, round(frac * s.areas)) if s.area_anomalies and s.plans(key) else 0
             for key, frac in AREA_ANOMALY_WEIGHTS.items()
         }
         placers = {  # pairs first: they need two free areas
@@ -248,7 +248,7 @@ class _Planner:
         anomalous = s.anomaly_rate * s.meters
         total_weight = sum(METER_ANOMALY_WEIGHTS.values())
         for key, weight in METER_ANOMALY_WEIGHTS.items():
-            count = max(1, round(anomalous * weight / total_weight)) if s.anomaly_rate > 0 else 0
+            count = max(1, round(anomalous * weight / total_weight)) if s.anomaly_rate > 0 and s.plans(key) else 0
             injector = INJECTORS[key]
             for _ in range(count):
                 picked = self.pick_meter(injector.pool or "ordinary")

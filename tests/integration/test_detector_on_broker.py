@@ -402,13 +402,6 @@ def wait_state(bootstrap: str, topics: Topics, states: dict[bytes, bytes], worke
     pytest.fail(f"the state changelog never reached the in-process states\n{logs}")
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known bug, open in the detector issue: after a SIGKILL the restarted worker sometimes never emits "
-    "the alerts of some frames (seen in about half the runs on a quiet machine): frames are committed but not "
-    "processed during faust-streaming 0.15.3's recovery, which resumes partitions before seeking to the "
-    "committed offsets (upstream faust-streaming#216 family). Each run still prints what it found.",
-)
 @pytest.mark.parametrize(
     ("kill_after_s", "store", "restart_as"),
     [(0.5, "memory://", "w2"), (0.0, "memory://", "w2"), (0.5, "rocksdb://", "w1")],
