@@ -113,11 +113,12 @@ def up(args: argparse.Namespace) -> int:
         f"scenario {args.scenario} at {args.speed}x real time",
     )
     settings.state_dir.mkdir(parents=True, exist_ok=True)
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill <pid>` cleans up as Ctrl-C does
     try:
         for child in [*children, simulator]:
             child.process = subprocess.Popen(child.argv, env=env)
             print(f"{child.name:<10} pid {child.process.pid:<7} {child.url}")
-        print("Ctrl-C stops everything.", flush=True)
+        print("Ctrl-C (or SIGTERM) stops everything.", flush=True)
         while True:
             time.sleep(0.5)
             failed = [c for c in children if c.process and c.process.poll() not in (None, 0)]
@@ -138,6 +139,10 @@ def up(args: argparse.Namespace) -> int:
         _stop([*children, simulator])
         if owns_broker:
             stop_local_broker(settings)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -8,9 +8,13 @@ have travelled simulator → ingest → detector → API store.
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 from tests.conftest import free_ports
@@ -47,3 +51,47 @@ def test_up_runs_every_service_and_alerts_reach_the_store(kafka_env: dict[str, s
     # Event-like anomalies of the demo scenario are caught within its two days.
     assert {"tamper_event", "clock_skew", "register_decrease"} <= types, types
     assert types <= catalogue
+
+
+def test_sigterm_stops_up_and_every_child(kafka_env: dict[str, str], tmp_path: Path) -> None:
+    """``kill <pid>`` of ``amiwatch up`` stops the services it started, as Ctrl-C does."""
+    api_port, ingest_metrics, detector_metrics, detector_web = free_ports(4)
+    env = {
+        **kafka_env,
+        "AMIWATCH_API_PORT": str(api_port),
+        "AMIWATCH_INGEST_METRICS_PORT": str(ingest_metrics),
+        "AMIWATCH_DETECTOR_METRICS_PORT": str(detector_metrics),
+        "AMIWATCH_DETECTOR_WEB_PORT": str(detector_web),
+        "AMIWATCH_DATABASE_URL": f"sqlite:///{tmp_path / 'up.db'}",
+    }
+    up = subprocess.Popen([sys.executable, "-m", "amiwatch.cli", "up"], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    children: dict[str, int] = {}
+    assert up.stdout is not None
+    for line in up.stdout:
+        name, _, rest = line.partition(" ")
+        if rest.strip().startswith("pid "):
+            children[name] = int(rest.split()[1])
+        if line.startswith("Ctrl-C"):
+            break
+    assert set(children) == {"ingest", "detector", "api", "simulator"}, children
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # the API answers once it has started
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{api_port}/healthz", timeout=2)
+            break
+        except OSError:
+            time.sleep(0.5)
+    up.send_signal(signal.SIGTERM)
+    assert up.wait(timeout=90) == 0
+    for name, pid in children.items():
+        assert not _alive(pid), f"{name} (pid {pid}) still runs after amiwatch up stopped"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as stat:  # a zombie has exited; only its parent's wait is missing
+        return stat.read().split(") ", 1)[1][0] != "Z"
