@@ -22,17 +22,22 @@ from tests.conftest import free_ports
 import schemas
 
 
-def test_up_runs_every_service_and_alerts_reach_the_store(kafka_env: dict[str, str], tmp_path: Path) -> None:
+def _up_env(kafka_env: dict[str, str], tmp_path: Path) -> tuple[dict[str, str], int]:
+    """``amiwatch up``'s environment on free ports with a store of its own, and the API's port."""
     api_port, ingest_metrics, detector_metrics, detector_web = free_ports(4)
-    state = Path(kafka_env["AMIWATCH_STATE_DIR"])
-    env = {
+    return {
         **kafka_env,
         "AMIWATCH_API_PORT": str(api_port),
         "AMIWATCH_INGEST_METRICS_PORT": str(ingest_metrics),
         "AMIWATCH_DETECTOR_METRICS_PORT": str(detector_metrics),
         "AMIWATCH_DETECTOR_WEB_PORT": str(detector_web),
         "AMIWATCH_DATABASE_URL": f"sqlite:///{tmp_path / 'up.db'}",
-    }
+    }, api_port
+
+
+def test_up_runs_every_service_and_alerts_reach_the_store(kafka_env: dict[str, str], tmp_path: Path) -> None:
+    env, api_port = _up_env(kafka_env, tmp_path)
+    state = Path(kafka_env["AMIWATCH_STATE_DIR"])
     run = subprocess.run(
         [sys.executable, "-m", "amiwatch.cli", "up", "--speed", "0", "--until-done", "--idle", "5"],
         env=env, capture_output=True, text=True, timeout=480,
@@ -55,15 +60,7 @@ def test_up_runs_every_service_and_alerts_reach_the_store(kafka_env: dict[str, s
 
 def test_sigterm_stops_up_and_every_child(kafka_env: dict[str, str], tmp_path: Path) -> None:
     """``kill <pid>`` of ``amiwatch up`` stops the services it started, as Ctrl-C does."""
-    api_port, ingest_metrics, detector_metrics, detector_web = free_ports(4)
-    env = {
-        **kafka_env,
-        "AMIWATCH_API_PORT": str(api_port),
-        "AMIWATCH_INGEST_METRICS_PORT": str(ingest_metrics),
-        "AMIWATCH_DETECTOR_METRICS_PORT": str(detector_metrics),
-        "AMIWATCH_DETECTOR_WEB_PORT": str(detector_web),
-        "AMIWATCH_DATABASE_URL": f"sqlite:///{tmp_path / 'up.db'}",
-    }
+    env, api_port = _up_env(kafka_env, tmp_path)
     up = subprocess.Popen([sys.executable, "-m", "amiwatch.cli", "up"], env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     children: dict[str, int] = {}
