@@ -97,6 +97,11 @@ POOLS: dict[str, Any] = {
     "large_pf": lambda f: _ordinary(f) & (f.customer_class == INDUSTRIAL),
     "inactive": lambda f: np.array([s != "active" for s in f.status]),
     "ordinary": _ordinary,
+    # Households a spike can stand out on: a typical daily peak (up to ~5 × mean demand) times the
+    # catalogue's 2.5, with margin, still fits under the 0.8 × rating a spike is capped at (so a
+    # spike never reads as a flying meter and still meets the rule against the meter's peak history).
+    "spike_room": lambda f: _ordinary(f) & (f.customer_class == RESIDENTIAL) & (f.expected_kwh_day >= 4.0)
+    & (20.0 * f.level_kw * 1000.0 <= f.max_current_a * NOMINAL_VOLTAGE_V * f.phases * f.multiplier),
     # Room for 1.5 × contracted load within the meter's current rating.
     "capacity": lambda f: _ordinary(f)
     & (1.5 * f.contracted_kva * 1000.0 / (NOMINAL_VOLTAGE_V * f.phases) / f.multiplier <= 0.8 * f.max_current_a),
@@ -461,6 +466,7 @@ class MeterFlying(Injector):
 
 
 class IntervalSpike(Injector):
+    pool = "spike_room"
     timing = POINT
 
     def params(self, rng, fleet, m, dt_h):

@@ -35,6 +35,7 @@ PLAN_STREAM = 0x5EED
 # Where to look when a kind's preferred pool is exhausted.
 _FALLBACK: dict[str, tuple[str, ...]] = {
     "household": ("ordinary",),
+    "spike_room": ("household", "ordinary"),
     "three_phase": ("three_phase_any",),
     "large_pf": ("ct", "three_phase_any"),
 }

@@ -5,6 +5,7 @@ Map
                  ``archive``  ``<prefix>archive``  area archive JSON, key area id (compacted)
     tables       ``archives``    area id → archive JSON bytes       changelog ``<app id>-archives-changelog``
                  ``area_state``  area id → ``AreaState.to_bytes()``  changelog ``<app id>-area_state-changelog``
+                 ``area_voltage`` (global) area id → last two days' voltage profile JSON (wrong_area), read by every worker
     agents       ``keep_archives``  archive → archives
                  ``detect``         frames + archives + area_state → area_state, alerts
     timers       ``gauges``         areas held, consumer lag (metrics only)
@@ -87,12 +88,15 @@ from pathlib import Path
 from typing import Any
 
 import faust
+from aiokafka import TopicPartition
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP
 
 from amiwatch.settings import Settings, load_settings
 from services.detector import metrics
 from services.detector.codec import ArchiveCache, alert_message, area_key, archive_from_bytes, frame_from_bytes
+from services.detector.detectors import DETECTORS
+from services.detector.detectors.wrong_area import MappingVoltageDirectory, with_voltage_directory
 from services.detector.pipeline import AreaPipeline
 from services.detector.state import AreaState
 from services.detector.thresholds import load_thresholds
@@ -183,6 +187,21 @@ class _ConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
         if never:
             await consumer.seek_to_beginning(*never)
         return committed
+
+    def verify_event_path(self, now: float, tp: TP) -> None:
+        """Faust's livelock check, minus its crash on a partition whose position is being reset.
+
+        A partition sent back to its beginning has no position until aiokafka
+        has looked the offset up; Faust's check reads it unguarded, and the
+        ``AssertionError`` crashes the whole consumer (seen here with a
+        standby replica, right after "Seek stream partitions to committed
+        offsets"). Such a partition is skipped until it has a position.
+        """
+        subscription = self._ensure_consumer()._fetcher._subscriptions.subscription
+        state = subscription.assignment.state_value(TopicPartition(tp.topic, tp.partition)) if subscription else None
+        if state is not None and not state.has_valid_position:
+            return None
+        return super().verify_event_path(now, tp)
 
 
 class _Consumer(aiokafka_driver.Consumer):
@@ -275,8 +294,15 @@ archives = app.Table("archives", partitions=PARTITIONS, key_type=bytes, value_ty
                      help="area id → archive JSON (the area's latest ami.archive record)")
 area_state = app.Table("area_state", partitions=PARTITIONS, key_type=bytes, value_type=bytes,
                        help="area id → AreaState bytes (the detector's whole memory of the area)")
+# wrong_area's voltage rule compares an area's meters with *other* areas' daily voltage profiles, which
+# live on other partitions and other workers: every area publishes its profile here and every worker
+# reads all of it. synchronize_all_active_partitions: each worker also tails the partitions it writes
+# (faust-streaming#283: without it a worker holding only actives never resumes their changelog).
+area_voltage = app.GlobalTable("area_voltage", partitions=PARTITIONS, key_type=bytes, value_type=bytes,
+                               synchronize_all_active_partitions=True,
+                               help="area id → its last two days' hourly voltage profile (JSON, wrong_area)")
 
-PIPELINE = AreaPipeline(load_thresholds())
+PIPELINE = AreaPipeline(load_thresholds(), with_voltage_directory(DETECTORS, MappingVoltageDirectory(area_voltage)))
 
 
 @app.agent(archive, concurrency=1)
@@ -363,6 +389,7 @@ async def _detect(event: faust.EventT) -> None:
         log.exception("frame at %s offset %d failed; skipped", _tp(event), message.offset)
         metrics.observe_frame("error", time.perf_counter() - started, None)
         return
+    metrics.observe_area(message.partition, key, state, _decoded_archives.get(key, raw_archive))
     if replayed:
         metrics.observe_frame("duplicate", time.perf_counter() - started, frame.ts)
         return
@@ -408,6 +435,7 @@ def _update_gauges() -> None:
         assigned = {tp.partition: tp for tp in app.consumer.assignment() if tp.topic == frames.get_topic_name()}
     except Exception:  # consumer not started yet
         return
+    metrics.hold_partitions(set(assigned))
     for partition in set(_processed_offsets) - set(assigned):
         del _processed_offsets[partition]  # revoked: another worker reports it now
     metrics.set_consumer_lag(

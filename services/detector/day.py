@@ -49,6 +49,7 @@ class DayView:
     area_daily_kwh: float  # sum of the area meter's known intervals, NaN when none
     area_energy_intervals: int
     events: tuple[MeterEvent, ...]
+    seen: np.ndarray | None = None  # bool [n, ipd]: which intervals had a reading (any field); None: not known
 
     @property
     def end(self) -> int:

@@ -44,6 +44,8 @@ from typing import Any, Protocol
 
 from services.detector.archive import AreaArchive
 from services.detector.codec import archive_from_bytes
+from services.detector.detectors import DETECTORS
+from services.detector.detectors.wrong_area import InMemoryVoltageDirectory, VoltageDirectory, with_voltage_directory
 from services.detector.frame import decode_frame
 from services.detector.pipeline import AreaPipeline
 from services.detector.state import AreaState
@@ -125,11 +127,25 @@ class OfflineRunner:
 
     wants_csv = False
 
-    def __init__(self, thresholds: Thresholds, *, observer: DayObserver | None = None) -> None:
-        """``thresholds`` as the detector service loads them; ingest runs with its defaults (as ``amiwatch ingest``)."""
+    def __init__(
+        self,
+        thresholds: Thresholds,
+        *,
+        observer: DayObserver | None = None,
+        voltage_directory: VoltageDirectory | None = None,
+    ) -> None:
+        """``thresholds`` as the detector service loads them; ingest runs with its defaults (as ``amiwatch ingest``).
+
+        ``voltage_directory``: where wrong_area's voltage rule publishes and reads areas' daily
+        profiles; default one in memory holding this runner's areas (all of a one-process run).
+        """
         self._view = ArchiveView()
         self._ingest = PartitionProcessor(0, self._view)
-        self._pipeline = AreaPipeline(thresholds)
+        # wrong_area's voltage rule compares each area's meters with the other areas' daily voltage
+        # profiles (the Faust app shares them through a global table; `evaluate --workers N`
+        # through a dict shared by its worker processes).
+        directory = InMemoryVoltageDirectory() if voltage_directory is None else voltage_directory
+        self._pipeline = AreaPipeline(thresholds, with_voltage_directory(DETECTORS, directory))
         self._archives: dict[str, AreaArchive] = {}
         self._states: dict[str, AreaState] = {}
         self._observer: DayObserver = observer or _Unobserved()

@@ -232,6 +232,7 @@ class AreaPipeline:
             daily = np.where(n_known > 0, np.nansum(profile, axis=1, dtype=np.float64), np.nan)
             mean_pf = np.where(bufs["pf_wen"][:, 0] > 0, bufs["pf_wsum"][:, 0] / bufs["pf_wen"][:, 0], np.nan)
             i_mean = np.where(bufs["i_n"][:, 0] > 0, bufs["i_sum"][:, 0] / bufs["i_n"][:, 0], np.nan)
+        seen = np.unpackbits(bufs["seen"], axis=1)[:, :ipd].astype(bool)
         area = bufs["area_profile"][:ipd]
         area_known = int((~np.isnan(area)).sum())
         start, interval_s = state.day_start, state.interval_minutes * 60
@@ -243,7 +244,7 @@ class AreaPipeline:
             meter_ids=state.meter_ids,
             energy=profile,
             daily_kwh=daily,
-            reported=np.unpackbits(bufs["seen"], axis=1)[:, :ipd].sum(axis=1, dtype=np.int32),
+            reported=seen.sum(axis=1, dtype=np.int32),
             energy_intervals=n_known,
             max_demand_kw=bufs["max_demand"][:, 0],
             mean_pf=mean_pf.astype(np.float32),
@@ -252,6 +253,7 @@ class AreaPipeline:
             area_daily_kwh=float(np.nansum(area)) if area_known else float("nan"),
             area_energy_intervals=area_known,
             events=events,
+            seen=seen,
         )
 
     # -- one frame -------------------------------------------------------------

@@ -137,6 +137,18 @@ def test_meter_flying_fires_at_ten_times_the_baseline_peak() -> None:
     assert ev["rule"] == "baseline_peak" and ev["baseline_peak_kwh"] == pytest.approx(0.2) and ev["energy_kwh"] == 2.5
 
 
+def test_first_use_after_idle_weeks_is_not_flying() -> None:
+    """An idle meter's peak of 0 is no baseline: its first real use is not "10 × 0" (usage_on_inactive's case)."""
+    for status in ("active", "inactive"):
+        feed = AreaFeed(make_archive([meter("M1", status=status)]))
+        for d in range(9):
+            for k in range(96):
+                feed.push(T0 + d * DAY_S + (k + 1) * STEP, energy_kwh=0.0)
+        feed.push(T0 + 9 * DAY_S + STEP, energy_kwh=0.6)
+        feed.push(T0 + 9 * DAY_S + 2 * STEP, energy_kwh=0.8)
+        assert none_of(feed, "meter_flying"), status
+
+
 def test_a_gap_lump_does_not_make_a_meter_fly() -> None:
     feed = AreaFeed(make_archive(1))
     feed.push(T0 + STEP, register_fwd_kwh=100.0)
@@ -392,6 +404,37 @@ def test_missing_data_area_collection_rate() -> None:
     assert ev["collection_pct"] == 97.5 and ev["readings"] == 936 and ev["expected_readings"] == 960
     assert ev["meters_incomplete"] == 1 and ev["min_collection_pct"] == 98.0
     assert not [x for x in feed.opened("missing_data") if x["subject_kind"] == "meter"]  # single-interval gaps
+
+
+def test_missing_data_area_rate_over_an_hour_window() -> None:
+    """A tenth of the meters lost for two hours costs the day < 1 %, but each hour 90 %: an area alert."""
+    feed = AreaFeed(make_archive(30))
+    ids = feed.archive.meter_ids
+    for d in range(2):
+        for k in range(1, 97):
+            lost = set(ids[(k % 10) :: 10]) if d == 1 and 40 <= k < 48 else set()  # 3 of 30, changing each interval
+            feed.push(T0 + d * DAY_S + k * STEP, meter_ids=[m for m in ids if m not in lost], energy_kwh=0.1)
+    feed.flush()
+    [a] = [a for a in feed.opened("missing_data") if a["subject_kind"] == "area"]
+    ev = a["evidence"]
+    assert ev["date"] == "2026-01-06" and ev["collection_pct"] == 99.17 and ev["window_collection_pct"] == 90.0
+    assert ev["window_h"] == 1.0 and ev["window_meters_short"] == 12 and ev["window_start"] == format_ts(T0 + DAY_S + 39 * STEP)
+    assert not [x for x in feed.opened("missing_data") if x["subject_kind"] == "meter"]
+
+
+def test_one_silent_meter_is_not_an_area_collection_failure() -> None:
+    """One meter silent for hours (with a stray gap of another) is that meter's alert; the area's window rule needs 3."""
+    feed = AreaFeed(make_archive(30))
+    ids = feed.archive.meter_ids
+    for d in range(2):
+        for k in range(1, 97):
+            silent = {ids[0]} if d == 1 and 20 <= k < 30 else set()
+            if d == 1 and k == 22:
+                silent.add(ids[5])
+            feed.push(T0 + d * DAY_S + k * STEP, meter_ids=[m for m in ids if m not in silent], energy_kwh=0.1)
+    feed.flush()
+    assert not [a for a in feed.opened("missing_data") if a["subject_kind"] == "area"]
+    assert [a["subject_id"] for a in feed.opened("missing_data")] == [ids[0]]
 
 
 # -- duplicate_data --------------------------------------------------------------------------

@@ -172,6 +172,21 @@ def test_currents_and_voltages_are_consistent_with_the_energy() -> None:
         assert (day.demand >= day.imp / day.dt_h - 1e-9).all()
 
 
+def test_healthy_three_phase_customers_are_near_balanced() -> None:
+    """A healthy three-phase split stays well inside the 30 % imbalance rule (the anomaly is what crosses it)."""
+    grid = TimeGrid(quiet().start, 1, 15)
+    shares = np.vstack([f.phase_share[f.phases == 3] for f in build_fleet(3, 40, 100, grid)])
+    assert len(shares) > 200 and np.allclose(shares.sum(axis=1), 1.0)
+    imbalance = (shares.max(axis=1) - shares.min(axis=1)) / shares.max(axis=1)
+    assert imbalance.max() < 0.30 and np.quantile(imbalance, 0.9) < 0.2 and imbalance.mean() > 0.03
+    for day in baseline()[0]:  # and the currents the meters display follow that split
+        three = np.flatnonzero((day.fleet.phases == 3) & (day.imp.sum(axis=1) > 0))
+        cur = day.current[three]
+        loaded = cur.max(axis=2) > 0
+        spread = (cur.max(axis=2) - cur.min(axis=2))[loaded] / cur.max(axis=2)[loaded]
+        assert spread.max() < 0.30
+
+
 def test_adding_areas_leaves_existing_areas_unchanged() -> None:
     grid = TimeGrid(quiet().start, 1, 15)
     two, three = build_fleet(5, 2, 30, grid), build_fleet(5, 3, 30, grid)

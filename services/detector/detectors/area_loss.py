@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from services.detector.balance.attribution import Attribution
 from services.detector.balance.attribution import evidence as attribution_evidence
 from services.detector.detectors.consumption import DailyRule, DayContext, loss_limits
 from services.detector.detectors.wrong_area import negative_loss_suspects
@@ -86,16 +87,38 @@ class AreaLoss(DailyRule):
 
 
 def _attribution(ctx: DayContext, limit: float, th: Thresholds) -> dict[str, Any]:
+    """Candidates: meters whose drop, against their own level before it began, the loss rise confirms and matches in size.
+
+    ``balance/match.py``: each meter is compared with the days before its
+    own onset, so a theft that has lasted for weeks still ranks its thief
+    (the trailing window alone would hold only theft days). The trailing
+    correlation's loss rise is kept as the area's ``loss_rise_kwh_day``.
+    """
     sec = "area_high_loss"
     high = ctx.loss_rates > limit  # NaN days are not high: an uncomputable day breaks the run
     run = len(high) - int(np.flatnonzero(~high)[-1]) - 1 if (~high).any() else len(high)
-    return attribution_evidence(
-        ctx.attribution,
+    lm = ctx.loss_match
+    score = lm.score(th.num("theft_suspected", "loss_lr_start"), th.num("theft_suspected", "loss_lr_full"))
+    ranked = Attribution(
+        r=lm.coverage, rise_kwh=lm.deficit_kwh, target_rise_kwh=ctx.attribution.target_rise_kwh, score=score, covered=lm.coverage
+    )
+    out = attribution_evidence(
+        ranked,
         ctx.archive.meter_ids,
         th.num(sec, "attribution_min_score"),
         th.count(sec, "attribution_top"),
         settled=run >= th.count(sec, "attribution_min_high_days"),
-    ) | {"high_loss_days": run}
+    )
+    for c in out["candidates"]:
+        i = ctx.archive.meter_ids.index(c.pop("meter_id"))
+        c.pop("r", None)
+        c.update(
+            meter_id=ctx.archive.meter_ids[i],
+            days_since_drop=int(ctx.drop_age[i]) + 1,
+            loss_rise_since_drop_kwh_day=plain(lm.loss_rise_kwh[i], 3),
+            log_likelihood_ratio=plain(lm.log_lr[i], 2),
+        )
+    return out | {"high_loss_days": run}
 
 
 def _suspects(ctx: DayContext, th: Thresholds) -> list[dict[str, Any]]:

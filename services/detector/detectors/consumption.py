@@ -43,7 +43,10 @@ weekends) ``shape_kwh`` float16[2, 24] usual hourly kWh (96 B; float16
 keeps 3 significant digits, plenty for a profile whose EWM steps are
 percents), ``cv_mean`` float32[2] usual intra-day coefficient of variation
 (8 B), ``corr_mean`` float32[2] usual correlation of a day with the usual
-profile (8 B): 237 B. Area-level: the ring's last day, the open day's
+profile (8 B); the drop in progress (``balance/match.py``): ``drop_ref_kwh``
+float32 the level when it began, ``drop_loss_base`` float32 the area's usual
+loss rate then, ``drop_sigma_kwh`` float16 its noise then, ``drop_age``
+uint8 days since its onset (255 none), 11 B: 248 B. Area-level: the ring's last day, the open day's
 generation export per interval (``area_export_kwh``, 4·96 B) and the loss
 series (``balance/series.py``, 8·28 B + 16 B).
 """
@@ -61,6 +64,7 @@ import numpy as np
 from services.detector.archive import AreaArchive
 from services.detector.balance.attribution import Attribution, explain
 from services.detector.balance.loss import DayBalance, LossLimits, day_balance
+from services.detector.balance.match import LossMatch, match_drops
 from services.detector.balance.series import LossSeries
 from services.detector.day import DayView
 from services.detector.detectors.base import Detector
@@ -73,7 +77,7 @@ from services.detector.stats.cusum import Cusum
 from services.detector.stats.ewm import EWMeanVar
 from services.detector.stats.ring import DayRing
 from services.detector.stats.robust import RobustZ
-from services.detector.stats.shamos import ShamosScale
+from services.detector.stats.shamos import SHAMOS_TO_SIGMA, ShamosScale
 from services.detector.thresholds import Thresholds
 
 __all__ = ["HISTORY_DAYS", "HOURS", "ConsumptionFamily", "DailyRule", "DayContext", "loss_limits"]
@@ -88,6 +92,7 @@ _MAX_INTERVALS = 96  # the finest interval data of the contract: 15 minutes
 _SEC = "consumption"
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _OUTAGE = "power_outage"
+_NO_DROP = 255
 
 
 class DailyRule(Protocol):
@@ -125,7 +130,8 @@ class DayContext:
     weekday_kwh: np.ndarray  # [n] median of the same weekday over the past weeks
     weekday_n: np.ndarray  # [n] how many past same-weekday values it used
     scale: np.ndarray  # [n] robust σ of the meter's day-to-day kWh (Shamos over same-weekday pairs, floored)
-    z: np.ndarray  # [n] robust prediction z of today against weekday median × area change
+    z: np.ndarray  # [n] robust prediction z of ln(today) against ln(weekday median × area change)
+    z_sigma: np.ndarray  # [n] the σ of that prediction, in ln (robust scale × √(1 + π/(2k)))
     weekday_factor: np.ndarray  # [n] today's weekday median / the 28 days' median (1 without history)
     base: np.ndarray  # [n] today's expected kWh: usual level × weekday factor
     area_ratio: float  # median of kwh / base over the area (its common change; 1 when unknown)
@@ -136,7 +142,9 @@ class DayContext:
     balance: DayBalance
     loss_rates: np.ndarray  # [K] area loss rate, same days (NaN: not computable)
     loss_excess_kwh: np.ndarray  # [K] area loss energy above its usual rate, same days
-    attribution: Attribution  # deficits vs excess loss energy
+    attribution: Attribution  # deficits vs excess loss energy (trailing correlation; wrong_area reads its r)
+    drop_age: np.ndarray  # int [n] days since the onset of the meter's drop in progress (−1: none)
+    loss_match: LossMatch  # each drop since its onset against the area's loss rise since then
     outage: np.ndarray  # bool [n]: an outage explains a low day
     reverse_kwh: np.ndarray  # [n] today's reverse energy (export with generation, else counted in ``kwh``)
     day_type: int  # 0 working day, 1 weekend (``[consumption] weekend_days``)
@@ -229,6 +237,10 @@ def _history_arrays(n: int) -> Arrays:
         "shape_kwh": np.full((n, _DAY_TYPES, HOURS), np.nan, np.float16),
         "cv_mean": np.full((n, _DAY_TYPES), np.nan, np.float32),
         "corr_mean": np.full((n, _DAY_TYPES), np.nan, np.float32),
+        "drop_ref_kwh": np.full(n, np.nan, np.float32),
+        "drop_loss_base": np.full(n, np.nan, np.float32),
+        "drop_age": np.full(n, _NO_DROP, np.uint8),
+        "drop_sigma_kwh": np.full(n, np.nan, np.float16),
         **LossSeries.init_state(HISTORY_DAYS),
     }
 
@@ -258,7 +270,9 @@ def _learn(ctx: DayContext, state: Arrays, th: Thresholds) -> None:
     building = ctx.cusum >= th.num(_SEC, "learn_max_cusum_fraction") * th.num("sustained_drop", "cusum_h")
     frozen = state["level_frozen_days"]
     frozen[:] = np.where(building, np.minimum(frozen.astype(np.int16) + 1, 255), 0)
-    held = building & (frozen <= th.count(_SEC, "level_freeze_max_days"))
+    # A drop the area's loss confirms (the energy is still consumed, only not metered) is not a new normal.
+    confirmed = ctx.loss_match.log_lr >= th.num("theft_suspected", "loss_lr_start")
+    held = building & ((frozen <= th.count(_SEC, "level_freeze_max_days")) | confirmed)
     normal = ~np.isnan(ctx.kwh) & usual & ~(ctx.adj_ratio <= 1.0 - drop)
     shape_normal = normal & ~building
     normal &= ~held
@@ -295,7 +309,9 @@ def _context(day: DayView, archive: AreaArchive, state: Arrays, th: Thresholds) 
     backwards = np.where(archive.has_generation, 0.0, reverse)  # reversed wiring: consumed, metered backwards
     past = DayRing(state["hist_kwh"], state["area_hist_day"]).days(range(day_no - HISTORY_DAYS, day_no))
     past = past.astype(np.float64)  # column j: day today−28+j, so column 0 is today's weekday
-    weekday_kwh, weekday_n, scale, factor = _weekday_baselines(past, th)
+    # Day type of each of the 28 past columns (column 0 is today's weekday, four weeks ago).
+    past_types = np.isin([_WEEKDAYS[(day.weekday + j) % _WEEK] for j in range(HISTORY_DAYS)], th.texts(_SEC, "weekend_days"))
+    weekday_kwh, weekday_n, scale, log_scale, factor = _weekday_baselines(past, th, past_types)
     level = state["level_kwh"].astype(np.float64)
     base = level * factor[:, 0]
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -309,8 +325,12 @@ def _context(day: DayView, archive: AreaArchive, state: Arrays, th: Thresholds) 
     adj_ratio = ratio / area_ratio
     # Robust z of today against its weekday median moved by the area's common change (weather moves
     # everyone), as a prediction: the median of k past values is itself uncertain by ≈ π/2 · σ²/k.
+    # On the log scale: a household's day-to-day variation is multiplicative (right-skewed), so a
+    # linear z calls an ordinary busy day an outlier far more often than an equally rare quiet one.
+    c0 = th.num(_SEC, "min_scale_kwh")  # started log: keeps near-zero days finite
     with np.errstate(invalid="ignore", divide="ignore"):
-        z = (kwh - weekday_kwh * area_ratio) / (scale * np.sqrt(1.0 + 0.5 * np.pi / weekday_n))
+        z_sigma = log_scale * np.sqrt(1.0 + 0.5 * np.pi / weekday_n)
+        z = (np.log(kwh + c0) - np.log(weekday_kwh * area_ratio + c0)) / z_sigma
     # CUSUM of the deficit against the expected day (level × weekday × area change), in σ.
     judged = ~np.isnan(kwh) & ~np.isnan(base) & ~outage
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -324,8 +344,20 @@ def _context(day: DayView, archive: AreaArchive, state: Arrays, th: Thresholds) 
     series.record(day_no, balance.loss_rate, balance.supplied_kwh)
     loss_rates, loss_excess = series.rates(), series.excess_kwh()
     window = np.concatenate([past[:, 1:], kwh[:, None]], axis=1)  # days today−27 … today
-    expected = level[:, None] * np.roll(factor, -1, axis=1)[:, np.arange(HISTORY_DAYS) % _WEEK]
-    deficits = expected - window
+    day_factors = np.roll(factor, -1, axis=1)[:, np.arange(HISTORY_DAYS) % _WEEK]
+    deficits = level[:, None] * day_factors - window
+    drop_age = _track_drops(state, judged, deficit_z, cusum, level, kwh, base, area_ratio, loss_rates, scale, th)
+    loss_match = match_drops(
+        drop_age,
+        state["drop_ref_kwh"].astype(np.float64)[:, None] * day_factors - window,
+        loss_rates,
+        series.supplied.get()[0].astype(np.float64),
+        state["drop_loss_base"].astype(np.float64),
+        state["drop_sigma_kwh"].astype(np.float64),
+        th.num("theft_suspected", "loss_min_sigma_pct") / 100.0,
+        th.count("theft_suspected", "loss_base_days"),
+        th.num(_SEC, "level_days"),
+    )
     attribution = explain(
         deficits,
         loss_excess,
@@ -348,6 +380,7 @@ def _context(day: DayView, archive: AreaArchive, state: Arrays, th: Thresholds) 
         weekday_n=weekday_n,
         scale=scale,
         z=z,
+        z_sigma=z_sigma,
         weekday_factor=factor[:, 0],
         base=base,
         area_ratio=area_ratio,
@@ -359,6 +392,8 @@ def _context(day: DayView, archive: AreaArchive, state: Arrays, th: Thresholds) 
         loss_rates=loss_rates,
         loss_excess_kwh=loss_excess,
         attribution=attribution,
+        drop_age=drop_age,
+        loss_match=loss_match,
         outage=outage,
         reverse_kwh=reverse,
         day_type=day_type,
@@ -370,7 +405,54 @@ def _context(day: DayView, archive: AreaArchive, state: Arrays, th: Thresholds) 
     )
 
 
-def _weekday_baselines(past: np.ndarray, th: Thresholds) -> tuple[np.ndarray, ...]:
+def _track_drops(
+    state: Arrays,
+    judged: np.ndarray,
+    deficit_z: np.ndarray,
+    cusum: np.ndarray,
+    level: np.ndarray,
+    kwh: np.ndarray,
+    base: np.ndarray,
+    area_ratio: float,
+    loss_rates: np.ndarray,
+    scale: np.ndarray,
+    th: Thresholds,
+) -> np.ndarray:
+    """Each meter's drop in progress: its onset, the level and the area's loss rate before it.
+
+    A drop begins on a judged day that adds to the deficit CUSUM (standardized
+    deficit above ``cusum_k``) while none is in progress; the meter's level and
+    the median of the area's loss rate over the days before (the ring, today
+    excluded) are kept as the references of :func:`match_drops`, with the
+    meter's noise then (the scale learnt later is inflated by the drop
+    itself). The area's rate is the median of its last
+    ``[theft_suspected] loss_base_days`` computable days before the onset:
+    recent enough that a tap or a thief who began a few days earlier is
+    not credited to this meter. It ends on a
+    judged day at or above the kept level once the CUSUM has drained too (one
+    good day of a thief is noise, not the end). Returns days since the onset,
+    −1 where no drop is in progress (the state keeps 255).
+    """
+    ref, loss_base, age, sigma = state["drop_ref_kwh"], state["drop_loss_base"], state["drop_age"], state["drop_sigma_kwh"]
+    active = age != _NO_DROP
+    with np.errstate(invalid="ignore"):
+        ended = active & judged & (kwh >= ref * (base / level) * area_ratio) & (cusum <= 0.0)
+        started = ~active & judged & ~np.isnan(level) & (cusum > 0.0) & (deficit_z > 0.0)
+    before = loss_rates[:-1][~np.isnan(loss_rates[:-1])][-th.count("theft_suspected", "loss_base_days") :]
+    usual_loss = float(np.median(before)) if len(before) else np.nan
+    age[active & ~ended] = np.minimum(age[active & ~ended].astype(np.int16) + 1, _NO_DROP - 1)
+    age[ended] = _NO_DROP
+    ref[ended] = np.nan
+    loss_base[ended] = np.nan
+    sigma[ended] = np.nan
+    age[started] = 0
+    sigma[started] = scale[started]
+    ref[started] = level[started]
+    loss_base[started] = usual_loss
+    return np.where(age == _NO_DROP, -1, age.astype(np.int64))
+
+
+def _weekday_baselines(past: np.ndarray, th: Thresholds, day_types: np.ndarray) -> tuple[np.ndarray, ...]:
     """From the 4 weeks before today ([n, 28], column 0 = today's weekday), per meter:
 
     the median of today's weekday over the last ``baseline_weeks`` weeks,
@@ -379,7 +461,10 @@ def _weekday_baselines(past: np.ndarray, th: Thresholds) -> tuple[np.ndarray, ..
     cancels out, and it is unbiased however few weeks there are; needs one
     pair per weekday, i.e. two weeks), and the weekday factors [n, 7]
     (weekday median / the 28 days' median, 1 without history): the weekday
-    pattern survives a drop that contaminates the medians themselves.
+    pattern survives a drop that contaminates the medians themselves;
+    and the same robust scale of the started log ``ln(kWh + min_scale_kwh)``
+    (floored at ``min_scale_pct`` / 100; the larger of the same-weekday and
+    the consecutive-day estimates), for the swing z.
     """
     n = len(past)
     weeks = HISTORY_DAYS // _WEEK
@@ -391,10 +476,33 @@ def _weekday_baselines(past: np.ndarray, th: Thresholds) -> tuple[np.ndarray, ..
     weekday_kwh = RobustZ(min_weeks, 0.0).update(recent).get()[0]
     overall = RobustZ(th.count(_SEC, "min_history_days"), 0.0).update(past).get()[0]
     noise = ShamosScale(min_pairs=_WEEK, min_scale=th.num(_SEC, "min_scale_kwh")).update(groups).get()
+    noise = np.fmax(noise, _consecutive_scale(past, day_types))
     scale = np.maximum(noise, th.num(_SEC, "min_scale_pct") / 100.0 * weekday_kwh)
+    c0 = th.num(_SEC, "min_scale_kwh")
+    log_groups = np.log(np.maximum(groups, 0.0) + c0)
+    log_scale = ShamosScale(min_pairs=_WEEK, min_scale=th.num(_SEC, "min_scale_pct") / 100.0).update(log_groups).get()
+    log_scale = np.fmax(log_scale, _consecutive_scale(np.log(np.maximum(past, 0.0) + c0), day_types))
     with np.errstate(invalid="ignore", divide="ignore"):
         factor = np.nan_to_num(weekday_med / overall[:, None], nan=1.0, posinf=1.0)
-    return weekday_kwh, np.count_nonzero(~np.isnan(recent), axis=1), scale, factor
+    return weekday_kwh, np.count_nonzero(~np.isnan(recent), axis=1), scale, log_scale, factor
+
+
+def _consecutive_scale(series: np.ndarray, day_types: np.ndarray) -> np.ndarray:
+    """Shamos σ from consecutive days of the same day type ([n, K] → [n], NaN with fewer than 10 pairs).
+
+    Used beside the same-weekday estimate, the larger of the two winning:
+    in the first weeks a handful of same-weekday pairs often understates
+    the noise (and a z ≥ 4 or a CUSUM against an understated σ is an
+    ordinary week). Pairs crossing from a working day to a weekend or back
+    are left out, so a shop's closed Sunday is not noise.
+    """
+    lag1 = np.abs(np.diff(series, axis=1))
+    lag1[:, day_types[1:] != day_types[:-1]] = np.nan
+    enough = np.count_nonzero(~np.isnan(lag1), axis=1) >= 10
+    out = np.full(len(series), np.nan)
+    if enough.any():
+        out[enough] = SHAMOS_TO_SIGMA * np.nanmedian(lag1[enough], axis=1)
+    return out
 
 
 def _profile_today(hourly: np.ndarray | None, shape: np.ndarray, judged: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -7,11 +7,19 @@ of at least ``min_abs_kwh_day``. All three: the percentage alone fires on
 small meters, z alone on very regular ones, the absolute change alone on
 large ones. The baseline moves with the area's common change today (the
 median over its meters of observed / expected: a cold day raises every
-household, and is not this meter's swing). The z is a prediction z,
-``(kWh − baseline) / (σ · sqrt(1 + π/(2k)))`` with σ the robust scale of
-the meter's day-to-day noise (Shamos over same-weekday pairs of the last
-4 weeks) and k the same-weekday values in the median: a median of two
-weeks is itself uncertain, so the bar rises while history is short. A
+household, and is not this meter's swing). The z is a prediction z on
+the log scale, ``(ln kWh − ln baseline) / (σ · sqrt(1 + π/(2k)))`` with σ
+the robust scale of the meter's day-to-day noise in ``ln`` (Shamos over
+same-weekday pairs of the last 4 weeks; the log is started at
+``[consumption] min_scale_kwh`` so an idle day stays finite) and k the
+same-weekday values in the median: a median of two weeks is itself
+uncertain, so the bar rises while history is short. Why the log: daily
+consumption varies multiplicatively (a busy day is +30 %, a quiet one
+−25 %, equally likely), so its distribution is right-skewed; a linear z
+of 4 is then a one-in-a-thousand busy day for a household (the false up
+swings of the first standard run) and almost never a quiet one, while a
+z of 4 in ``ln`` is equally rare both ways and a halved day (ln 0.5)
+stands out as far as a doubled one. A
 down swing on a day an outage explains is not one. The evidence compares
 the hours of the day with the meter's usual hourly profile, so a person
 sees *when* the change happened.
@@ -22,6 +30,7 @@ no state of its own (0 B per meter).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -48,14 +57,26 @@ class ConsumptionSwing(DailyRule):
         with np.errstate(invalid="ignore", divide="ignore"):
             deviation = np.abs(delta) / expected
         z_min = th.num(sec, "robust_z")
-        hit = (
+        day_hit = (
             (deviation >= th.num(sec, "deviation_pct") / 100.0)
             & (np.abs(ctx.z) >= z_min)
             & (np.abs(delta) >= th.num(sec, "min_abs_kwh_day"))
             & ~((delta < 0) & ctx.outage)
         )
+        part = _part_of_day(ctx, expected, th)
+        hit = day_hit | (part.hit & ~((part.delta < 0) & ctx.outage))
         out = []
         for i in np.flatnonzero(hit):
+            window: dict[str, object] = {}
+            if not day_hit[i]:  # the change covers only part of the day: judged on those hours
+                delta[i], deviation[i], z_i = part.delta[i], part.deviation[i], part.z[i]
+                window = {
+                    "hours_judged": part.label(i),
+                    "window_observed_kwh": plain(part.observed[i], 3),
+                    "window_usual_kwh": plain(part.usual[i], 3),
+                }
+            else:
+                z_i = ctx.z[i]
             evidence = {
                 "direction": "up" if delta[i] > 0 else "down",
                 "observed_kwh_day": plain(ctx.kwh[i], 3),
@@ -64,13 +85,79 @@ class ConsumptionSwing(DailyRule):
                 "weekday_median_kwh_day": plain(ctx.weekday_kwh[i], 3),
                 "area_change": plain(ctx.area_ratio, 3),
                 "deviation_pct": plain(100.0 * deviation[i], 1),
-                "robust_z": plain(ctx.z[i], 2),
+                "robust_z": plain(z_i, 2),
                 "robust_scale_kwh_day": plain(ctx.scale[i], 3),
+                **window,
                 "hours": _hours(ctx, i),
             }
-            score = exceed_score(abs(ctx.z[i]), z_min)
+            score = exceed_score(abs(z_i), z_min)
             out.append(Finding.of(th, sec, ctx.archive.meter_ids[i], ctx.day.area_id, ctx.day.end, score, evidence))
         return out
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Part:
+    """The best part-of-day window per meter (the first or last ``hours[i]`` hours) and its numbers."""
+
+    hit: np.ndarray
+    hours: np.ndarray  # int: window length, negative for the first hours of the day
+    observed: np.ndarray
+    usual: np.ndarray
+    delta: np.ndarray  # as a daily rate (kWh/day)
+    deviation: np.ndarray
+    z: np.ndarray
+
+    def label(self, i: int) -> str:
+        h = int(self.hours[i])
+        return f"first {-h} h" if h < 0 else f"last {h} h"
+
+
+def _part_of_day(ctx: DayContext, expected: np.ndarray, th: Thresholds) -> _Part:
+    """The catalogue's "intervals checked against the same time-of-day baseline": a swing that began or ended today.
+
+    A swing starting mid-afternoon halves the evening but only a third of
+    the day, so the daily total misses it. The same three conditions are
+    therefore applied to the day's last (a swing that began) and first (one
+    that ended) ``part_hours`` hours, against the meter's usual hourly
+    profile scaled to today's expected kWh: deviation ≥ ``deviation_pct``,
+    the change as a daily rate ≥ ``min_abs_kwh_day``, and a log-scale z ≥
+    ``robust_z`` whose σ is the day's σ × √(24 / hours) (fewer hours,
+    more noise; as if the hours were independent, which overstates it).
+    Windows with a missing hour are not judged.
+    """
+    sec = "consumption_swing"
+    n = ctx.n
+    empty = np.zeros(n)
+    if ctx.hourly is None:
+        return _Part(np.zeros(n, dtype=bool), np.zeros(n, np.int64), empty, empty, empty, empty, empty)
+    c0 = th.num("consumption", "min_scale_kwh")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        usual_day = ctx.shape * (expected / np.nansum(ctx.shape, axis=1))[:, None]
+    best = np.zeros(n)
+    out = {k: np.zeros(n) for k in ("observed", "usual", "delta", "deviation", "z")}
+    hours = np.zeros(n, np.int64)
+    hit = np.zeros(n, dtype=bool)
+    for h in th.texts(sec, "part_hours"):
+        k = int(h)
+        for signed, cols in ((k, slice(24 - k, 24)), (-k, slice(0, k))):
+            obs = ctx.hourly[:, cols].sum(axis=1)  # NaN if an hour is missing
+            usual = usual_day[:, cols].sum(axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                delta = (obs - usual) * 24.0 / k
+                deviation = np.abs(obs - usual) / usual
+                z = (np.log(obs * 24.0 / k + c0) - np.log(usual * 24.0 / k + c0)) / (ctx.z_sigma * np.sqrt(24.0 / k))
+            ok = (
+                (deviation >= th.num(sec, "deviation_pct") / 100.0)
+                & (np.abs(z) >= th.num(sec, "robust_z"))
+                & (np.abs(delta) >= th.num(sec, "min_abs_kwh_day"))
+            )
+            better = ok & (np.abs(np.nan_to_num(z)) > best)
+            best = np.where(better, np.abs(z), best)
+            hours = np.where(better, signed, hours)
+            hit |= ok
+            for key, v in (("observed", obs), ("usual", usual), ("delta", delta), ("deviation", deviation), ("z", z)):
+                out[key] = np.where(better, v, out[key])
+    return _Part(hit=hit, hours=hours, **out)
 
 
 def _hours(ctx: DayContext, i: int) -> list[dict[str, object]]:

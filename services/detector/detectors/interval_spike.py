@@ -12,8 +12,19 @@ regularly peaks that high (a daily kettle, a pump) is left alone, once
 Intervals come from the pipeline's completed energy: a collection gap's
 register lump is never booked into one interval, so gaps cannot fire it.
 
-State per meter (5 B): ``peak`` float32 the decayed running maximum of
-daily peaks, ``days`` uint8 days of history (saturating at 255).
+A spike the meter's own instantaneous values confirm is consumption, not an
+implausible interval: when the energy that the interval's phase voltages,
+currents and power factor imply (Σ V·I·pf × interval × multiplier) is itself
+above the day's third-highest by more than the tolerance, the load really
+rose (a heater, a kettle, a pump) and nothing fires. A reported interval that
+the current does not back (a corrupted value, a register glitch) still fires;
+so does one without instantaneous values.
+
+State per meter (29 B): ``peak`` float32 the decayed running maximum of
+daily peaks, ``days`` uint8 days of history (saturating at 255); for the
+open day and the next one (rows by epoch day mod 2): ``top_day`` int32 the
+epoch day, ``top_kwh`` float32 its highest interval so far, ``top_vi_kwh``
+float32 the energy its instantaneous values imply.
 """
 
 from __future__ import annotations
@@ -25,7 +36,9 @@ import numpy as np
 from services.detector.archive import AreaArchive
 from services.detector.day import DayView
 from services.detector.detectors.base import Detector
+from services.detector.eventtime import DAY_S, day_start_of_interval
 from services.detector.findings import Finding, exceed_score, plain
+from services.detector.interval import IntervalView
 from services.detector.state import Arrays
 from services.detector.thresholds import Thresholds
 
@@ -38,7 +51,61 @@ class IntervalSpike(Detector):
     name: ClassVar[str] = "interval_spike"
 
     def init_state(self, n_meters: int) -> Arrays:
-        return {"peak": np.full(n_meters, np.nan, np.float32), "days": np.zeros(n_meters, np.uint8)}
+        return {
+            "peak": np.full(n_meters, np.nan, np.float32),
+            "days": np.zeros(n_meters, np.uint8),
+            "top_day": np.full((n_meters, 2), -1, np.int32),
+            "top_kwh": np.full((n_meters, 2), np.nan, np.float32),
+            "top_vi_kwh": np.full((n_meters, 2), np.nan, np.float32),
+        }
+
+    def on_frame(self, view: IntervalView, archive: AreaArchive, state: Arrays, th: Thresholds) -> list[Finding]:
+        """Remember, per meter and day, the highest interval and the energy its V, I and pf imply."""
+        idx, frame = view.idx, view.frame
+        if not len(idx):
+            return []
+        day_no = day_start_of_interval(frame.ts) // DAY_S
+        row = day_no % 2
+        older = state["top_day"][idx, row] > day_no  # a late reading of a closed day: its row is a newer day's now
+        if older.any():
+            keep = ~older
+            idx, view_energy = idx[keep], view.energy_kwh[keep]
+            frame = frame.take(np.flatnonzero(keep))
+        else:
+            view_energy = view.energy_kwh
+        stale = state["top_day"][idx, row] != day_no
+        if stale.any():
+            state["top_day"][idx[stale], row] = day_no
+            state["top_kwh"][idx[stale], row] = np.nan
+            state["top_vi_kwh"][idx[stale], row] = np.nan
+        energy = view_energy
+        higher = ~np.isnan(energy) & ~(energy <= state["top_kwh"][idx, row])  # NaN top: anything is higher
+        if not higher.any():
+            return []
+        with np.errstate(invalid="ignore"):
+            watts = frame.voltage * frame.current * frame.power_factor[:, None]
+        known = ~np.isnan(watts)
+        vi_kwh = np.where(
+            known.any(axis=1),
+            np.where(known, watts, 0.0).sum(axis=1) * archive.multiplier[idx] * frame.interval_minutes / 60.0 / 1000.0,
+            np.nan,
+        )
+        rows = idx[higher]
+        state["top_kwh"][rows, row] = energy[higher]
+        state["top_vi_kwh"][rows, row] = vi_kwh[higher]
+        return []
+
+    def _confirmed(
+        self, day: DayView, first: np.ndarray, third: np.ndarray, over: float, state: Arrays
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per meter: whether the day's highest interval is backed by its own instantaneous values (real load),
+        and the energy they imply for it (NaN: unknown)."""
+        day_no = day.day_start // DAY_S
+        row = day_no % 2
+        same = (state["top_day"][:, row] == day_no) & np.isclose(state["top_kwh"][:, row], first, rtol=1e-5)
+        vi = np.where(same, state["top_vi_kwh"][:, row].astype(np.float64), np.nan)
+        with np.errstate(invalid="ignore"):
+            return same & (vi > third * (1.0 + over)), vi
 
     def on_day(self, day: DayView, archive: AreaArchive, state: Arrays, th: Thresholds) -> list[Finding]:
         sec = self.name
@@ -51,13 +118,15 @@ class IntervalSpike(Detector):
         over = th.num(sec, "max_over_third_pct") / 100.0
         peak = state["peak"].astype(np.float64)
         history = state["days"] >= th.count(sec, "min_history_days")
-        hit = (
+        over_rule = (
             has
             & history
             & (first > third * (1.0 + over))
             & (first > peak * (1.0 + th.num(sec, "over_peak_history_pct") / 100.0))
             & (first >= th.num(sec, "min_interval_kwh"))
         )
+        confirmed, vi = self._confirmed(day, first, third, over, state)
+        hit = over_rule & ~confirmed
         # Learn today's peak unless it is the spike: decay the record, keep the larger.
         decay = 0.5 ** (1.0 / th.num(sec, "peak_half_life_days"))
         learn = has & ~hit
@@ -74,6 +143,7 @@ class IntervalSpike(Detector):
                 "over_third_pct": plain(100.0 * (first[i] / third[i] - 1.0), 1) if third[i] > 0 else None,
                 "peak_history_kwh": plain(peak[i]),
                 "max_over_third_pct": th.num(sec, "max_over_third_pct"),
+                "instantaneous_kwh": plain(vi[i]),  # what V·I·pf imply for that interval (null: unknown)
             }
             score = exceed_score(first[i], third[i] * (1.0 + over))
             out.append(Finding.of(th, sec, archive.meter_ids[i], day.area_id, day.end, score, evidence))

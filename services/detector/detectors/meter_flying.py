@@ -5,7 +5,10 @@ Rule (shared/domain.md): interval energy above what the rated current allows,
 archive's phase voltage; a line voltage there only loosens the limit), or at
 least ``baseline_peak_factor`` × the meter's baseline peak interval once
 ``min_history_days`` of history exist and the interval is at least
-``min_interval_kwh``. Energy is the pipeline's completed interval energy: a
+``min_interval_kwh``. Only days with use teach the baseline and count as
+history (an idle meter's peak of 0 is no baseline: any use would be "flying"),
+and the baseline rule does not judge inactive accounts (``usage_on_inactive``
+does). Energy is the pipeline's completed interval energy: a
 collection gap's register lump is never booked into one interval, so a gap
 cannot fire it; units are normalised by ingest (a Wh-labelled reading arrives
 in kWh), so the Wh/kWh fault cannot either.
@@ -55,7 +58,10 @@ class MeterFlying(Detector):
         )
         factor = th.num(sec, "baseline_peak_factor")
         peak = state["peak"][idx].astype(np.float64)
-        history = state["days"][idx] >= th.count(sec, "min_history_days")
+        # A baseline exists only once the meter has shown min_history_days days of real use: a meter
+        # that was idle (inactive, vacant, switched off) has a peak of 0, and any use at all would be
+        # "infinitely many times" it. Use on an inactive account is usage_on_inactive's business.
+        history = (state["days"][idx] >= th.count(sec, "min_history_days")) & (peak > 0) & archive.active[idx]
         over_rated = energy > rated
         over_peak = history & (energy >= factor * peak) & (energy >= th.num(sec, "min_interval_kwh"))
         hit = over_rated | over_peak
@@ -86,7 +92,8 @@ class MeterFlying(Detector):
         flying = (state["days"] >= th.count(sec, "min_history_days")) & (
             today >= th.num(sec, "baseline_peak_factor") * peak
         )
-        learn = has & ~flying
+        # Only days of use teach it: an idle day's peak of 0 is no baseline (see on_frame).
+        learn = has & (today > 0) & ~flying
         alpha = 2.0 / (th.num(sec, "baseline_days") + 1.0)
         peak[learn] = np.where(np.isnan(peak[learn]), today[learn], peak[learn] + alpha * (today[learn] - peak[learn]))
         state["days"][learn] = np.minimum(state["days"][learn].astype(np.int16) + 1, 255)

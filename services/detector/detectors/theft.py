@@ -3,11 +3,15 @@
 Signals, each mapped to c ∈ [0, 1] (``stats.ramp``) and worth at most its
 weight ``w`` (``[theft_suspected] w_*``):
 
-- ``sustained_drop``: the drop CUSUM as a fraction of its decision interval;
-- ``area_loss``: the area's loss rose when this meter fell: the attribution
-  score of the meter's deficit against the area's loss energy over the
-  trailing days (``balance/attribution.py``), counted while the meter is
-  below its expected level;
+- ``sustained_drop``: the drop CUSUM as a fraction of its decision interval,
+  or (a shallow drop the CUSUM's allowance absorbs) the z of the mean
+  deficit since the drop's onset against the level before it;
+- ``area_loss``: the area's loss rose by what this meter stopped reading:
+  the log likelihood ratio of "the loss rose by the meter's deficit" against
+  "the loss did not move" over the days since the meter's drop began, each
+  measured from its own pre-drop reference (``balance/match.py``); a
+  genuine fall in use (a household that shrank, a holiday) leaves the loss
+  where it was;
 - ``tamper``: a cover, terminal-cover or magnetic-field event, remembered
   with a half-life;
 - ``phase``: the day's phase currents under load, imbalance ramping to a
@@ -21,11 +25,24 @@ weight ``w`` (``[theft_suspected] w_*``):
   both shape signals count in proportion to ``max(volume kept, covered)``:
   a changed shape is theft-like when the day's volume is kept (energy moved
   in time) or the area's loss rose at least as much as the meter fell (the
-  missing volume can be in the loss; ``Attribution.covered``), not on a
+  missing volume can be in the loss: ``LossMatch.coverage`` where its log
+  LR favours theft at all, or the trailing ``Attribution.covered``), not on a
   quiet, flat holiday day; and never for a generation customer, whose
   import follows the weather;
-- ``zero_window`` (h2): a run of zero intervals, shorter than the day,
-  where the usual profile expects energy (not for generation customers).
+- ``zero_window`` (h2): a run of zero intervals with energy on both sides
+  (within the day or across midnight), shorter than a day, where the usual
+  profile expects energy (not for generation customers).
+
+What is not theft evidence. ``sustained_drop`` and ``area_loss`` count
+only while the meter is below its expected level today, not on a day it
+*stopped* recording (a zero run into or out of midnight: meter_stopped and
+zero_consumption own it, and the energy a stopped meter misses shows in
+the loss exactly as stolen energy would), and not for
+``phase_event_hold_days`` after the meter reported its own current or
+voltage loss (a metering fault; its own alert sends someone). The shape
+signals do not judge a day with reverse energy on a customer without
+generation: part of the consumption then runs through the reverse
+register, so the forward intervals are not the day's profile.
 
 Volume attacks (bypass, h1, h3, h4, h2's long windows) show in
 ``sustained_drop`` and ``area_loss`` (the energy is still consumed, so the
@@ -33,14 +50,20 @@ area meter sees it); shape attacks that keep the volume (h5, h6) show in
 ``flattening`` and ``decorrelation``, each strong enough alone.
 
 Combination, a noisy-OR (Pearl 1988, §4.3): ``score_day = 1 − Π_s (1 −
-w_s·c_s)``; the alert's score is its exponentially weighted mean over
-``score_days`` (span), so one odd day cannot open a theft case but a few
-consistent ones do; days not judged (incomplete data) leave it unchanged.
-The evidence lists every signal's contribution ``w_s·c_s``.
+w_s·c_s)``, smoothed by its exponentially weighted mean over
+``score_days`` (span), so one odd day of a one-day signal cannot open a
+theft case but a few consistent ones do; days not judged (incomplete
+data) leave it unchanged. ``sustained_drop`` and ``area_loss`` already
+integrate over days (a CUSUM, a test over the days since the onset), so
+their own noisy-OR counts at once: the alert's score is the larger of the
+two, and a large bypass is a case on its first full day instead of
+waiting out a second smoothing. The evidence lists every signal's
+contribution ``w_s·c_s``.
 
-A rule of the consumption family. State per meter (5 B): ``theft_score``
-float32, ``theft_tamper_age`` uint8 (days since the last tamper event, 255
-never).
+A rule of the consumption family. State per meter (7 B): ``theft_score``
+float32, ``theft_tamper_age`` and ``theft_phase_age`` uint8 (days since
+the last tamper / current- or voltage-loss event, 255 never),
+``theft_zero_tail`` uint8 (zero intervals the previous day ended with).
 """
 
 from __future__ import annotations
@@ -62,6 +85,8 @@ __all__ = ["SIGNALS", "TheftScore"]
 SIGNALS = ("sustained_drop", "area_loss", "tamper", "phase", "reverse", "flattening", "decorrelation", "zero_window")
 _NEVER = 255
 _PHASE_EVENTS = ("current_loss", "voltage_loss")
+_INTEGRATED = ("sustained_drop", "area_loss")
+_MEASURABLE = 3.0  # a zero window's usual energy per interval, in register resolutions
 
 
 class TheftScore(DailyRule):
@@ -73,6 +98,8 @@ class TheftScore(DailyRule):
         return {
             "theft_score": np.zeros(n_meters, np.float32),
             "theft_tamper_age": np.full(n_meters, _NEVER, np.uint8),
+            "theft_phase_age": np.full(n_meters, _NEVER, np.uint8),
+            "theft_zero_tail": np.zeros(n_meters, np.uint8),
         }
 
     def on_day(self, ctx: DayContext, state: Arrays, th: Thresholds) -> list[Finding]:
@@ -80,12 +107,18 @@ class TheftScore(DailyRule):
         age = state["theft_tamper_age"]
         tampered = _event_rows(ctx, th.texts("tamper_event", "codes"))
         age[:] = np.where(tampered, 0, np.minimum(age.astype(np.int16) + 1, _NEVER))
+        phase_age = state["theft_phase_age"]
+        phase_age[:] = np.where(_event_rows(ctx, _PHASE_EVENTS), 0, np.minimum(phase_age.astype(np.int16) + 1, _NEVER))
         signals, raw = _signals(ctx, state, th)
         parts = {s: th.num(sec, f"w_{s}") * signals[s] for s in SIGNALS}
         score_day = 1.0 - np.prod([1.0 - p for p in parts.values()], axis=0)
+        # The volume statistics integrate over days themselves (CUSUM, the loss test since the onset):
+        # their combination counts at once, without a second smoothing; the one-day signals are smoothed.
+        integrated = 1.0 - np.prod([1.0 - parts[s] for s in _INTEGRATED], axis=0)
         judged = ~np.isnan(ctx.kwh) & ctx.archive.active
-        score = state["theft_score"]
-        EWMeanVar(score, None, 2.0 / (th.num(sec, "score_days") + 1.0)).update(np.where(judged, score_day, np.nan))
+        smoothed = state["theft_score"]
+        EWMeanVar(smoothed, None, 2.0 / (th.num(sec, "score_days") + 1.0)).update(np.where(judged, score_day, np.nan))
+        score = np.maximum(smoothed, np.where(judged, integrated, 0.0))
         hit = judged & (score >= th.num(sec, "min_score"))
         out = []
         for i in np.flatnonzero(hit):
@@ -106,11 +139,27 @@ def _signals(ctx: DayContext, state: Arrays, th: Thresholds) -> tuple[dict[str, 
     c: dict[str, np.ndarray] = {}
 
     cusum = ctx.cusum
-    c["sustained_drop"] = ramp(cusum / th.num("sustained_drop", "cusum_h"), th.num(sec, "drop_start_fraction"), 1.0)
-
-    att = ctx.attribution
-    below = ctx.adj_ratio < 1.0
-    c["area_loss"] = np.where(below, ramp(att.score, th.num(sec, "loss_score_start"), th.num(sec, "loss_score_full")), 0.0)
+    below = ctx.adj_ratio < 1.0  # still low today: a drained-out CUSUM of a past drop is no evidence
+    zero_hours, zero_share, stopped = _zero_window(ctx, state, th)
+    # Volume evidence is not judged on a day the meter stopped recording (a zero run of at least
+    # zero_window_hours into or out of midnight: meter_stopped / zero_consumption own it), nor for
+    # phase_event_hold_days after the meter reported its own current or voltage loss (a metering
+    # fault explains the drop, and the current_loss / voltage_loss alert sends someone).
+    volume_ok = below & ~stopped & (state["theft_phase_age"] >= th.num(sec, "phase_event_hold_days"))
+    volume_ok &= ctx.kwh >= th.num("pipeline", "register_resolution_kwh")
+    lm = ctx.loss_match
+    # The CUSUM (allowance 1σ) is quick on deep drops; a shallow lasting one (h1 at α 0.8) shows in the
+    # mean deficit since the onset instead, whose z grows with the days.
+    # ...if it is a drop worth the name: a few percent off a large load is its ordinary variation.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        deep = lm.deficit_kwh / state["drop_ref_kwh"] >= th.num(sec, "drop_z_min_pct") / 100.0
+    drop = np.maximum(
+        ramp(cusum / th.num("sustained_drop", "cusum_h"), th.num(sec, "drop_start_fraction"), 1.0),
+        np.where(deep, ramp(lm.drop_z, th.num(sec, "drop_z_start"), th.num(sec, "drop_z_full")), 0.0),
+    )
+    c["sustained_drop"] = np.where(volume_ok, drop, 0.0)
+    lr_start = th.num(sec, "loss_lr_start")
+    c["area_loss"] = np.where(volume_ok, ramp(lm.log_lr, lr_start, th.num(sec, "loss_lr_full")), 0.0)
 
     age = state["theft_tamper_age"]
     c["tamper"] = np.where(age < _NEVER, 0.5 ** (age / th.num(sec, "tamper_half_life_days")), 0.0)
@@ -128,7 +177,8 @@ def _signals(ctx: DayContext, state: Arrays, th: Thresholds) -> tuple[dict[str, 
     c["phase"] = np.where(_event_rows(ctx, _PHASE_EVENTS), 1.0, phase_c)
 
     rev = ctx.reverse_kwh
-    c["reverse"] = ((rev > th.num("reverse_energy", "min_kwh")) & ~archive.has_generation).astype(np.float64)
+    reversed_ = (rev > th.num("reverse_energy", "min_kwh")) & ~archive.has_generation
+    c["reverse"] = reversed_.astype(np.float64)
 
     with np.errstate(invalid="ignore", divide="ignore"):
         cv_ratio = ctx.cv_today / ctx.cv_usual
@@ -136,16 +186,21 @@ def _signals(ctx: DayContext, state: Arrays, th: Thresholds) -> tuple[dict[str, 
     # missing volume could be in the area's loss (h3/h4); a quiet, flat holiday week is neither. A
     # generation customer's import follows the clouds: its shape says nothing.
     kept = ramp(ctx.adj_ratio, th.num(sec, "shape_kept_ratio_start"), th.num(sec, "shape_kept_ratio_full"))
-    shape_weight = np.where(archive.has_generation, 0.0, np.maximum(kept, att.covered))
+    # The loss favours "stolen" over "really used less" since the onset, or (slower, but it needs no
+    # onset) the trailing loss rise is at least the meter's deficit rise (``Attribution.covered``).
+    covered = np.maximum(np.where(lm.log_lr > 0.0, lm.coverage, 0.0), ctx.attribution.covered)
+    # Reverse energy without generation: part of the consumption runs through the reverse register,
+    # so the forward intervals are not the day's profile (reverse_energy says the wiring is wrong).
+    shape_weight = np.where(archive.has_generation | reversed_, 0.0, np.maximum(kept, covered))
     c["flattening"] = shape_weight * ramp(cv_ratio, th.num(sec, "flat_cv_ratio_start"), th.num(sec, "flat_cv_ratio_full"))
     corr_drop = ctx.corr_usual - ctx.corr_today
     c["decorrelation"] = shape_weight * ramp(corr_drop, th.num(sec, "decorr_drop_start"), th.num(sec, "decorr_drop_full"))
 
-    zero_hours, zero_share = _zero_window(ctx, th)
     c["zero_window"] = (
         (zero_hours >= th.num(sec, "zero_window_hours"))
         & (zero_hours < 24.0)  # a whole day of zeros is zero_consumption or meter_stopped, not a window
         & (zero_share >= th.num(sec, "zero_window_min_share_pct") / 100.0)
+        & ~reversed_
         & ~ctx.outage
         & ~archive.has_generation  # solar hours legitimately import nothing
     ).astype(np.float64)
@@ -167,12 +222,13 @@ def _evidence(i: int, ctx: DayContext, c: dict[str, np.ndarray], raw: dict[str, 
     if c["sustained_drop"][i] > 0:
         out["cusum"] = plain(raw["cusum"][i], 2)
     if c["area_loss"][i] > 0:
-        att = ctx.attribution
-        out["loss_attribution"] = {
-            "score": plain(att.score[i], 3),
-            "r": plain(att.r[i], 3),
-            "deficit_rise_kwh_day": plain(att.rise_kwh[i], 3),
-            "loss_rise_kwh_day": plain(att.target_rise_kwh, 3),
+        lm = ctx.loss_match
+        out["loss_match"] = {
+            "days_since_drop": int(ctx.drop_age[i]) + 1,
+            "deficit_kwh_day": plain(lm.deficit_kwh[i], 3),
+            "loss_rise_kwh_day": plain(lm.loss_rise_kwh[i], 3),
+            "coverage": plain(lm.coverage[i], 3),
+            "log_likelihood_ratio": plain(lm.log_lr[i], 2),
         }
     if c["tamper"][i] > 0:
         out["tamper_days_ago"] = int(raw["tamper_age"][i])
@@ -197,26 +253,59 @@ def _event_rows(ctx: DayContext, codes: tuple[str, ...]) -> np.ndarray:
     return out
 
 
-def _zero_window(ctx: DayContext, th: Thresholds) -> tuple[np.ndarray, np.ndarray]:
-    """Longest run of zero intervals today (hours) and the share of usual daily energy it covers.
+def _zero_window(ctx: DayContext, state: Arrays, th: Thresholds) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The day's zero window (hours, share of the usual daily energy it covers), and whether the meter stopped.
 
-    Run lengths without a Python loop: at each interval, the distance to
-    the last non-zero interval before it.
+    A window is a run of zero intervals with energy on both sides: inside
+    the day, or across midnight (the zeros the previous day ended with,
+    ``theft_zero_tail``, plus the zeros today starts with) when it ends today
+    and is shorter than a day. A run still going at the day's end is not
+    judged as a window yet (tomorrow says how long it was); it and a run
+    into today that lasted a day or more mean the meter *stopped*
+    recording, if the usual profile puts at least
+    ``zero_window_min_share_pct`` of the day's energy in it (a small
+    meter's idle night rounds to zero and is no stop). Run lengths without
+    a Python loop: at each interval, the distance to the last non-zero
+    interval before it.
     """
+    sec = "theft_suspected"
     energy = ctx.day.energy
     n, ipd = energy.shape
+    none = np.zeros(n, dtype=bool)
     if ctx.hourly is None or not ipd:
-        return np.zeros(n), np.zeros(n)
+        return np.zeros(n), np.zeros(n), none
     zero = energy < th.num("pipeline", "register_resolution_kwh")  # NaN compares False: a gap is not a zero
     pos = np.arange(ipd)
     last_nonzero = np.maximum.accumulate(np.where(zero, -1, pos), axis=1)
     run = pos - last_nonzero
-    longest = run.max(axis=1)
-    end = run.argmax(axis=1)
+    ends = zero & np.concatenate([~zero[:, 1:], np.zeros((n, 1), dtype=bool)], axis=1)
+    inside = np.where(ends & (last_nonzero >= 0), run, 0)
+    longest, end = inside.max(axis=1), inside.argmax(axis=1)
+    all_zero = zero.all(axis=1)
+    head = np.where(all_zero, ipd, np.argmin(zero, axis=1))
+    tail = run[:, -1]
+    prev = state["theft_zero_tail"].astype(np.int64)
+    cross = np.where(all_zero, 0, prev + head)
     per_interval = np.repeat(np.nan_to_num(ctx.shape), ipd // HOURS, axis=1) / (ipd // HOURS)
     cum = np.concatenate([np.zeros((n, 1)), np.cumsum(per_interval, axis=1)], axis=1)
     rows = np.arange(n)
-    usual = cum[rows, end + 1] - cum[rows, end + 1 - longest]
+    total = cum[:, -1]
+    usual_inside = cum[rows, end + 1] - cum[rows, end + 1 - longest]
+    usual_cross = (total - cum[rows, ipd - np.minimum(prev, ipd)]) + cum[rows, np.minimum(head, ipd)]
+    usual_tail = total - cum[rows, ipd - tail]
+    use_cross = (cross > longest) & (cross < ipd)
+    length = np.where(use_cross, cross, longest)
+    res = th.num("pipeline", "register_resolution_kwh")
     with np.errstate(invalid="ignore", divide="ignore"):
-        share = np.where(cum[:, -1] > 0, usual / cum[:, -1], 0.0)
-    return longest * (1440 / ipd) / 60.0, share
+        share = np.where(total > 0, np.where(use_cross, usual_cross, usual_inside) / total, 0.0)
+        # Zeros where the usual profile itself is near the register's resolution are an idle meter
+        # rounding down, not energy switched off: the window must usually carry clearly measurable energy.
+        measurable = np.where(use_cross, usual_cross, usual_inside) / np.maximum(length, 1) >= _MEASURABLE * res
+        tail_share = np.where(total > 0, usual_tail / total, 0.0)
+        cross_share = np.where(total > 0, usual_cross / total, 0.0)
+    share = np.where(measurable, share, 0.0)
+    min_len = th.num(sec, "zero_window_hours") * 60.0 / (1440 / ipd)
+    min_share = th.num(sec, "zero_window_min_share_pct") / 100.0
+    stopped = ((tail >= min_len) & (tail_share >= min_share)) | ((head > 0) & (cross >= ipd) & (cross_share >= min_share))
+    state["theft_zero_tail"][:] = np.minimum(np.where(all_zero, prev + ipd, tail), _NEVER).astype(np.uint8)
+    return length * (1440 / ipd) / 60.0, share, stopped

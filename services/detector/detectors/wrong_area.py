@@ -23,13 +23,16 @@ Two signals (shared/domain.md), from two vantage points:
    have, so each area *publishes* a small daily summary
    (:class:`AreaVoltageDay`: the median over its meters of their hourly
    per-unit voltage deviation, 24 numbers) and *reads* its peers' through
-   a :class:`VoltageDirectory`. Feeding it in the streaming app: a global
-   table (or a compacted ``ami.voltage.daily`` topic read into one) keyed
-   by area id holding each area's last two ``AreaVoltageDay.to_record()``;
-   the app builds the pipeline with ``WrongAreaVoltage(directory=...)``
-   over that table, and restricts ``peers`` to plausible neighbours (same
-   substation/feeder) when the fleet is large. Backtests use
-   :class:`InMemoryVoltageDirectory`. A meter fires when, on ``min_days``
+   a :class:`VoltageDirectory`. The registry's instance has none (it learns
+   and judges nothing); :func:`with_voltage_directory` gives the pipeline
+   one. The Faust app: the global table ``area_voltage`` (area id → its
+   last two ``AreaVoltageDay.to_record()`` as JSON) through
+   :class:`MappingVoltageDirectory`, which every worker reads whole;
+   ``evaluate --workers N``: the same over a dict its worker processes
+   share; the offline runner and backtests: :class:`InMemoryVoltageDirectory`.
+   Every other area is a peer; a large fleet would restrict ``peers`` to
+   plausible neighbours (same substation/feeder), which the archive does
+   not say yet. A meter fires when, on ``min_days``
    days in a row, the same peer area's profile correlates with its own
    profile at least ``min_corr_margin`` better than its own area's does
    (profiles taken relative to the mean of the areas compared: the daily
@@ -51,11 +54,12 @@ from __future__ import annotations
 
 import warnings
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
+import orjson
 
 from services.detector.archive import AreaArchive
 from services.detector.day import DayView
@@ -71,12 +75,14 @@ from services.detector.thresholds import Thresholds
 __all__ = [
     "AreaVoltageDay",
     "InMemoryVoltageDirectory",
+    "MappingVoltageDirectory",
     "NegativeLossSuspects",
     "VoltageDirectory",
     "WrongAreaBalance",
     "WrongAreaVoltage",
     "negative_loss_suspects",
     "voltage_matches",
+    "with_voltage_directory",
 ]
 
 _TYPE = "wrong_area"
@@ -201,6 +207,60 @@ class InMemoryVoltageDirectory:
 
     def peers(self, area_id: str, day_no: int) -> list[AreaVoltageDay]:
         return [d[day_no] for a, d in sorted(self._days.items()) if a != area_id and day_no in d]
+
+
+class MappingVoltageDirectory:
+    """A directory over a bytes → bytes mapping (the Faust app's global table): area id → its last days as JSON.
+
+    Each area's value is a JSON list of its ``keep_days`` latest
+    :meth:`AreaVoltageDay.to_record` (a few hundred bytes). Every other
+    area in the mapping is a peer. Decoded values are cached by their bytes,
+    so a day's comparisons decode each peer once.
+    """
+
+    __slots__ = ("_table", "_keep", "_decoded")
+
+    def __init__(self, table: MutableMapping[bytes, bytes], keep_days: int = 2) -> None:
+        self._table = table
+        self._keep = keep_days
+        self._decoded: dict[bytes, tuple[bytes, list[AreaVoltageDay]]] = {}
+
+    def _days(self, key: bytes, raw: bytes | None) -> list[AreaVoltageDay]:
+        if raw is None:
+            return []
+        hit = self._decoded.get(key)
+        if hit is not None and hit[0] == raw:
+            return hit[1]
+        days = [AreaVoltageDay.from_record(rec) for rec in orjson.loads(raw)]
+        self._decoded[key] = (raw, days)
+        return days
+
+    def publish(self, summary: AreaVoltageDay) -> None:
+        key = summary.area_id.encode()
+        days = [d for d in self._days(key, self._table.get(key)) if d.day_no != summary.day_no] + [summary]
+        days.sort(key=lambda d: d.day_no)
+        self._table[key] = orjson.dumps([d.to_record() for d in days[-self._keep :]])
+
+    def peers(self, area_id: str, day_no: int) -> list[AreaVoltageDay]:
+        own = area_id.encode()
+        items: Iterable[tuple[bytes, bytes]] = self._table.items()
+        return [
+            d
+            for key, raw in sorted(items)
+            if key != own
+            for d in self._days(key, raw)
+            if d.day_no == day_no
+        ]
+
+
+def with_voltage_directory(detectors: Sequence[Detector], directory: VoltageDirectory) -> tuple[Detector, ...]:
+    """``detectors`` (the registry's) with the voltage rule reading and publishing through ``directory``.
+
+    The registry's :class:`WrongAreaVoltage` has no directory (it learns
+    profiles but judges nothing); whoever runs the pipeline over many areas
+    (the offline runner, the Faust app) supplies one.
+    """
+    return tuple(WrongAreaVoltage(directory) if isinstance(d, WrongAreaVoltage) else d for d in detectors)
 
 
 def voltage_matches(

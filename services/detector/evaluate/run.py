@@ -12,8 +12,12 @@ through the broker and the real services instead
 among partitions: this process generates the run once and sends each
 archive and raw message to the worker its key (the area id) hashes to,
 where a runner of its own judges it; the alert records are then put
-together. Areas share no state, so the alerts are the same; only the wall
-time changes.
+together. Areas share no state but one: wrong_area's voltage rule reads the
+other areas' daily voltage profiles, which the workers share through a
+``multiprocessing`` manager's dict (the Faust app's global table). A day is
+judged one day after it closed, and the workers, fed in step by this
+process through small pipes, never drift apart by a day, so the alerts are
+the same; only the wall time changes.
 """
 
 from __future__ import annotations
@@ -22,10 +26,11 @@ import multiprocessing
 import time
 import zlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from services.detector.detectors.wrong_area import MappingVoltageDirectory
 from services.detector.evaluate.kafka import run_via_kafka
 from services.detector.evaluate.matching import Run
 from services.detector.evaluate.report import Evaluation, evaluate_run
@@ -59,9 +64,9 @@ _BATCH = 64
 """Messages sent to a worker at a time: fewer, larger pipe writes."""
 
 
-def _worker(conn: Connection, thresholds: Path | None) -> None:
+def _worker(conn: Connection, thresholds: Path | None, voltages: MutableMapping[bytes, bytes]) -> None:
     """A worker process: batches of (is_archive, key, value) until None, then its result."""
-    runner = OfflineRunner(load_thresholds(thresholds))
+    runner = OfflineRunner(load_thresholds(thresholds), voltage_directory=MappingVoltageDirectory(voltages))
     while (batch := conn.recv()) is not None:
         for is_archive, key, value in batch:
             (runner.archive if is_archive else runner.raw)(key, value)
@@ -117,19 +122,23 @@ def _offline(sim: Simulation, thresholds: Path | None, workers: int, progress: P
         sim.run(runner, progress=progress)
         return [runner.finish()]
     context = multiprocessing.get_context("fork")
-    pipes = [context.Pipe() for _ in range(workers)]
-    processes = [context.Process(target=_worker, args=(child, thresholds), daemon=True) for _, child in pipes]
-    for process in processes:
-        process.start()
-    try:
-        fanout = _Fanout([parent for parent, _ in pipes])
-        sim.run(fanout, progress=progress)
-        return fanout.finish()
-    finally:
+    with context.Manager() as manager:
+        voltages = manager.dict()  # wrong_area: every area's daily voltage profile, for all workers
+        pipes = [context.Pipe() for _ in range(workers)]
+        processes = [
+            context.Process(target=_worker, args=(child, thresholds, voltages), daemon=True) for _, child in pipes
+        ]
         for process in processes:
-            process.join(timeout=10)
-            if process.is_alive():
-                process.kill()
+            process.start()
+        try:
+            fanout = _Fanout([parent for parent, _ in pipes])
+            sim.run(fanout, progress=progress)
+            return fanout.finish()
+        finally:
+            for process in processes:
+                process.join(timeout=10)
+                if process.is_alive():
+                    process.kill()
 
 
 def evaluate(
