@@ -5,7 +5,7 @@ Map
                  ``archive``  ``<prefix>archive``  area archive JSON, key area id (compacted)
     tables       ``archives``    area id → archive JSON bytes       changelog ``<app id>-archives-changelog``
                  ``area_state``  area id → ``AreaState.to_bytes()``  changelog ``<app id>-area_state-changelog``
-                 ``area_voltage`` (global) area id → last two days' voltage profile JSON (wrong_area), read by every worker
+                 ``area_voltage`` (global, opt-in) area id → last two days' voltage profile JSON (wrong_area)
     agents       ``keep_archives``  archive → archives
                  ``detect``         frames + archives + area_state → area_state, alerts
     timers       ``gauges``         areas held, consumer lag (metrics only)
@@ -127,6 +127,7 @@ class DetectorConfig:
     commit_interval_s: float  # COMMIT_INTERVAL_S: how often processed offsets are committed
     session_timeout_s: float  # SESSION_TIMEOUT_S: how long the group waits for a silent (crashed) worker
     archive_wait_s: float  # ARCHIVE_WAIT_S: how long a frame waits for its area's archive
+    voltage_directory: bool  # VOLTAGE_DIRECTORY=1: wrong_area's cross-area voltage rule (global table; see the map)
 
     @classmethod
     def from_env(cls) -> DetectorConfig:
@@ -144,6 +145,7 @@ class DetectorConfig:
             commit_interval_s=float(_env("COMMIT_INTERVAL_S", "1.0")),
             session_timeout_s=float(_env("SESSION_TIMEOUT_S", "10")),
             archive_wait_s=float(_env("ARCHIVE_WAIT_S", "30")),
+            voltage_directory=_env("VOLTAGE_DIRECTORY", "0") == "1",
         )
 
 
@@ -295,14 +297,21 @@ archives = app.Table("archives", partitions=PARTITIONS, key_type=bytes, value_ty
 area_state = app.Table("area_state", partitions=PARTITIONS, key_type=bytes, value_type=bytes,
                        help="area id → AreaState bytes (the detector's whole memory of the area)")
 # wrong_area's voltage rule compares an area's meters with *other* areas' daily voltage profiles, which
-# live on other partitions and other workers: every area publishes its profile here and every worker
-# reads all of it. synchronize_all_active_partitions: each worker also tails the partitions it writes
-# (faust-streaming#283: without it a worker holding only actives never resumes their changelog).
-area_voltage = app.GlobalTable("area_voltage", partitions=PARTITIONS, key_type=bytes, value_type=bytes,
-                               synchronize_all_active_partitions=True,
-                               help="area id → its last two days' hourly voltage profile (JSON, wrong_area)")
-
-PIPELINE = AreaPipeline(load_thresholds(), with_voltage_directory(DETECTORS, MappingVoltageDirectory(area_voltage)))
+# live on other partitions and other workers: with AMIWATCH_DETECTOR_VOLTAGE_DIRECTORY=1 every area
+# publishes its profile to this global table and every worker reads all of it. Off by default: what a
+# day's judgement sees of its peers then depends on how far the other partitions have got (a backlog,
+# a replay after a crash, a rebalance), so the stream's output is no longer a function of its input
+# alone and a replay may judge that rule differently; the offline runner, `evaluate` and `backtest`
+# always use it (one process sees every area in order). The area's negative-loss signal of wrong_area
+# needs no peers and always runs. synchronize_all_active_partitions: each worker also tails the
+# partitions it writes (faust-streaming#283: without it a worker holding only actives never resumes them).
+if CONFIG.voltage_directory:
+    area_voltage = app.GlobalTable("area_voltage", partitions=PARTITIONS, key_type=bytes, value_type=bytes,
+                                   synchronize_all_active_partitions=True,
+                                   help="area id → its last two days' hourly voltage profile (JSON, wrong_area)")
+    PIPELINE = AreaPipeline(load_thresholds(), with_voltage_directory(DETECTORS, MappingVoltageDirectory(area_voltage)))
+else:
+    PIPELINE = AreaPipeline(load_thresholds())
 
 
 @app.agent(archive, concurrency=1)
