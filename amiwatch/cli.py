@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "services.ingest.cli",  # ingest
     "services.detector.cli",  # detect, evaluate, backtest
     "services.api.cli",  # api
+    "amiwatch.bench.cli",  # bench
 )
 
 

@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 
@@ -33,20 +31,12 @@ warnings.filterwarnings("ignore", r"(read|open)_text is deprecated", Deprecation
 
 from amiwatch.kafka.local_broker import start_local_broker, stop_local_broker  # noqa: E402
 from amiwatch.kafka.topics import ensure_topics  # noqa: E402
+from amiwatch.ports import free_ports  # noqa: E402,F401  (the tests import it from here)
 from amiwatch.settings import REPO_ROOT, Settings, Topics, load_settings  # noqa: E402
 
 TEST_STATE_ROOT = REPO_ROOT / "var" / "test-kafka"
 TEST_PARTITIONS = 4
 _KAFKA_FIXTURES = {"kafka_bootstrap", "kafka_topics", "kafka_env"}
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct TCP ports on 127.0.0.1 that nothing listens on right now."""
-    with ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
 
 
 def local_broker_settings(state_dir: Path, heap: str = "512m") -> Settings:
