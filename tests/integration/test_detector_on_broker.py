@@ -283,10 +283,10 @@ class Worker:
         return self.process.wait(timeout=timeout)
 
     def metric(self, name: str) -> float:
-        """The sum of a metric's samples scraped from the worker's /metrics."""
+        """The sum of a metric's samples (``name``, or ``name{labels}``) scraped from the worker's /metrics."""
         text = urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).read().decode()
         return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                   if line.startswith(name) and not line.startswith("#"))
+                   if line.startswith(name) and (name.endswith("}") or line[len(name)] in "{ "))
 
     def log_tail(self, lines: int = 40) -> str:
         text = self.log_path.read_text(errors="replace").splitlines()[-lines:]
