@@ -90,6 +90,7 @@ class Topics:
             self.ingest_checkpoints: compacted,
             self.detector_changelog("archives"): compacted,
             self.detector_changelog("area_state"): compacted,
+            self.detector_changelog("frame_offsets"): compacted,
             self.detector_changelog("area_voltage"): compacted,  # a global table: every worker reads all of it
         }
 

@@ -28,7 +28,7 @@ from amiwatch.settings import Topics
 
 __all__ = ["TABLES", "TopicBytes", "topic_bytes", "log_dir_bytes", "changelog_topics"]
 
-TABLES = ("area_state", "archives", "area_voltage")
+TABLES = ("area_state", "archives", "frame_offsets", "area_voltage")
 
 
 @dataclass(frozen=True, slots=True)

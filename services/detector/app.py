@@ -5,10 +5,12 @@ Map
                  ``archive``  ``<prefix>archive``  area archive JSON, key area id (compacted)
     tables       ``archives``    area id → archive JSON bytes       changelog ``<app id>-archives-changelog``
                  ``area_state``  area id → ``AreaState.to_bytes()``  changelog ``<app id>-area_state-changelog``
+                 ``frame_offsets`` frames partition → offset of the last frame applied  (changelog likewise)
                  ``area_voltage`` (global, opt-in) area id → last two days' voltage profile JSON (wrong_area)
     agents       ``keep_archives``  archive → archives
-                 ``detect``         frames + archives + area_state → area_state, alerts
+                 ``detect``         frames + archives + area_state → area_state, frame_offsets, alerts
     timers       ``gauges``         areas held, consumer lag (metrics only)
+                 ``find_unread_tails``  frames Faust lost at a partition's end → seek back to them
     topics out   ``alerts``   ``<prefix>alerts``   alert JSON, key subject id
     app id       ``<prefix>detector``: the consumer group, and the prefix of the changelogs.
 
@@ -68,6 +70,18 @@ area) replay in seconds, so the default is 0. With two or more workers and
 ``rocksdb://`` in production, 1 makes a fail-over take seconds whatever the
 fleet's size (tested with two workers).
 
+Frames Faust loses. faust-streaming 0.15.3 sometimes never hands the agent
+some frames it fetched around a takeover (see services/detector/gaps.py).
+The agent therefore checks each frame's offset against ``frame_offsets``:
+an offset at or below the last applied one is a re-read (skipped), one
+further on than the next is preceded by whatever a direct read of the
+offsets in between finds (transaction markers only, normally; frames Faust
+skipped are applied first). Lost frames at a partition's end have no later
+frame to reveal them: a timer looks at quiet partitions whose applied
+offset is behind the end and seeks Faust's consumer back to them. The
+offset is written after the frame's state, so a crash between the two
+leaves a frame the state already recognises as a replay.
+
 Concurrency: one actor per worker handles all the worker's frame partitions
 one frame at a time, so each partition is processed in offset order and an
 offset is committed only after its frame is done (agent concurrency > 1
@@ -97,6 +111,7 @@ from services.detector import metrics
 from services.detector.codec import ArchiveCache, alert_message, area_key, archive_from_bytes, frame_from_bytes
 from services.detector.detectors import DETECTORS
 from services.detector.detectors.wrong_area import MappingVoltageDirectory, with_voltage_directory
+from services.detector.gaps import GapReader
 from services.detector.pipeline import AreaPipeline
 from services.detector.state import AreaState
 from services.detector.thresholds import load_thresholds
@@ -128,6 +143,7 @@ class DetectorConfig:
     session_timeout_s: float  # SESSION_TIMEOUT_S: how long the group waits for a silent (crashed) worker
     archive_wait_s: float  # ARCHIVE_WAIT_S: how long a frame waits for its area's archive
     voltage_directory: bool  # VOLTAGE_DIRECTORY=1: wrong_area's cross-area voltage rule (global table; see the map)
+    tail_check_s: float  # TAIL_CHECK_S: how long a partition is quiet before its unread end is looked for
 
     @classmethod
     def from_env(cls) -> DetectorConfig:
@@ -146,6 +162,7 @@ class DetectorConfig:
             session_timeout_s=float(_env("SESSION_TIMEOUT_S", "10")),
             archive_wait_s=float(_env("ARCHIVE_WAIT_S", "30")),
             voltage_directory=_env("VOLTAGE_DIRECTORY", "0") == "1",
+            tail_check_s=float(_env("TAIL_CHECK_S", "5")),
         )
 
 
@@ -247,13 +264,17 @@ class DeliveredTable(faust.Table):
 
 
 class DetectorApp(faust.App):
-    """A Faust app on the transport above."""
+    """A Faust app on the transport above, which also stops the gap reader."""
 
     def _new_transport(self) -> _Transport:
         return _Transport(self.conf.broker_consumer, self)
 
     def _new_producer_transport(self) -> _Transport:
         return _Transport(self.conf.broker_producer, self)
+
+    async def on_stop(self) -> None:
+        await GAPS.stop()
+        await super().on_stop()
 
 
 # -- the map -----------------------------------------------------------------------------------
@@ -296,6 +317,9 @@ archives = app.Table("archives", partitions=PARTITIONS, key_type=bytes, value_ty
                      help="area id → archive JSON (the area's latest ami.archive record)")
 area_state = app.Table("area_state", partitions=PARTITIONS, key_type=bytes, value_type=bytes,
                        help="area id → AreaState bytes (the detector's whole memory of the area)")
+frame_offsets = app.Table("frame_offsets", partitions=PARTITIONS, key_type=bytes, value_type=bytes,
+                          help="frames partition → offset of the last frame applied (finds frames Faust lost)")
+GAPS = GapReader(CONFIG.settings.bootstrap_servers, client_id=f"{CONFIG.worker}-gaps")
 # wrong_area's voltage rule compares an area's meters with *other* areas' daily voltage profiles, which
 # live on other partitions and other workers: with AMIWATCH_DETECTOR_VOLTAGE_DIRECTORY=1 every area
 # publishes its profile to this global table and every worker reads all of it. Off by default: what a
@@ -323,9 +347,16 @@ async def keep_archives(stream: faust.StreamT) -> None:
 
 @app.agent(frames, concurrency=1)
 async def detect(stream: faust.StreamT) -> None:
-    """Run each frame through its area's pipeline: alerts out, state back (see the module docstring)."""
+    """Apply each frame of a partition once, in offset order, including any Faust skipped (module docstring)."""
     async for event in stream.events():
-        await _detect(event)
+        message = event.message
+        applied = await _applied_offset(message.topic, message.partition)
+        if message.offset <= applied:  # re-read after a restart or a seek
+            metrics.observe_frame("duplicate", 0.0, None)
+            continue
+        if message.offset > applied + 1:
+            await _apply_skipped(message.topic, message.partition, applied + 1, message.offset)
+        await _detect(message.topic, message.partition, message.offset, event.value)
 
 
 @app.timer(interval=5.0)
@@ -334,11 +365,29 @@ async def gauges() -> None:
     _update_gauges()
 
 
+@app.timer(interval=CONFIG.tail_check_s)
+async def find_unread_tails() -> None:
+    """Send Faust's consumer back to frames it lost at the end of a quiet partition (module docstring)."""
+    now = time.monotonic()
+    for tp in _assigned_frames_partitions().values():
+        if _last_applied_at.setdefault(tp.partition, now) > now - CONFIG.tail_check_s:
+            continue
+        applied = await _applied_offset(tp.topic, tp.partition)
+        _first, end = await GAPS.bounds(tp.topic, tp.partition)
+        if applied + 1 < end and await GAPS.read(tp.topic, tp.partition, applied + 1, end, first_only=True):
+            log.warning("%s: frames after offset %d (end %d) were never handed to the agent; reading them again",
+                        tp, applied, end)
+            metrics.count_lost_frames("tail")
+            _last_applied_at[tp.partition] = time.monotonic() + _RESEND_GRACE_S
+            await app.consumer.seek_wait({tp: applied + 1})
+
+
 # -- what the agents do ------------------------------------------------------------------------
 
 _decoded_archives = ArchiveCache()
 _archive_arrived: dict[bytes, asyncio.Event] = {}
-_processed_offsets: dict[int, int] = {}  # frames partition → offset of the last frame handled
+_last_applied_at: dict[int, float] = {}  # frames partition → monotonic time of its last frame applied
+_RESEND_GRACE_S = 30.0  # a partition sent back to its unread frames is not sent back again sooner
 
 
 async def _keep_archive(event: faust.EventT) -> None:
@@ -374,19 +423,44 @@ async def _archive_for(key: bytes) -> bytes | None:
     return value
 
 
-async def _detect(event: faust.EventT) -> None:
+async def _applied_offset(topic: str, partition: int) -> int:
+    """Offset of the last frame of the partition this group applied; before the first, one before its start."""
+    value = frame_offsets.get(_partition_key(partition))
+    if value is not None:
+        return int(value)
+    first, _end = await GAPS.bounds(topic, partition)
+    return first - 1
+
+
+async def _apply_skipped(topic: str, partition: int, start: int, end: int) -> None:
+    """Apply the frames between the last applied one and the one in hand that Faust never delivered."""
+    async with _or_die("reading the frames before a gap"):
+        skipped = await GAPS.read(topic, partition, start, end)
+    if skipped:
+        log.warning("%s offsets %d..%d: %d frames were never handed to the agent; applying them first",
+                    TP(topic, partition), start, end - 1, len(skipped))
+        metrics.count_lost_frames("gap")
+    for record in skipped:
+        await _detect(topic, partition, record.offset, record.value)
+    # What lies between is applied (or a transaction marker): Faust may commit past it.
+    await app.consumer._add_gap(TP(topic, partition), start, end - 1)
+
+
+async def _detect(topic: str, partition: int, offset: int, value: bytes) -> None:
+    """Run one frame through its area's pipeline; alerts out, then state, then the applied offset."""
     started = time.perf_counter()
     metrics.touch()
-    message = event.message
-    _processed_offsets[message.partition] = message.offset
+    _last_applied_at[partition] = time.monotonic()
+    where = f"{topic}[{partition}] offset {offset}"
     try:
-        frame = frame_from_bytes(event.value)
+        frame = frame_from_bytes(value)
         key = area_key(frame.area_id)
         raw_archive = await _archive_for(key)
         if raw_archive is None:
-            log.error("frame %s at %s offset %d: no archive for area %s after %.0f s; skipped",
-                      frame.frame_id, _tp(event), message.offset, frame.area_id, CONFIG.archive_wait_s)
+            log.error("frame %s at %s: no archive for area %s after %.0f s; skipped",
+                      frame.frame_id, where, frame.area_id, CONFIG.archive_wait_s)
             metrics.observe_frame("no_archive", time.perf_counter() - started, frame.ts)
+            await _applied(partition, offset)
             return
         raw_state = area_state.get(key)
         state = AreaState.from_bytes(raw_state) if raw_state is not None else PIPELINE.new_state(frame.area_id)
@@ -395,21 +469,35 @@ async def _detect(event: faust.EventT) -> None:
     except Exception:
         # A frame that cannot be decoded or processed is skipped, not retried forever:
         # it stays in the topic for a replay once the cause is fixed.
-        log.exception("frame at %s offset %d failed; skipped", _tp(event), message.offset)
+        log.exception("frame at %s failed; skipped", where)
         metrics.observe_frame("error", time.perf_counter() - started, None)
+        await _applied(partition, offset)
         return
-    metrics.observe_area(message.partition, key, state, _decoded_archives.get(key, raw_archive))
+    metrics.observe_area(partition, key, state, _decoded_archives.get(key, raw_archive))
     if replayed:
         metrics.observe_frame("duplicate", time.perf_counter() - started, frame.ts)
+        await _applied(partition, offset)
         return
     async with _or_die("alert delivery"):
         await _send_alerts(records)
     area_state[key] = state.to_bytes()
     async with _or_die("state changelog write"):
         await area_state.delivered()
+    await _applied(partition, offset)
     for record in records:
         metrics.count_alert(record)
     metrics.observe_frame("processed", time.perf_counter() - started, frame.ts)
+
+
+async def _applied(partition: int, offset: int) -> None:
+    """Record the frame at ``offset`` as applied, durably, before the agent moves on."""
+    frame_offsets[_partition_key(partition)] = b"%d" % offset
+    async with _or_die("frame offset changelog write"):
+        await frame_offsets.delivered()
+
+
+def _partition_key(partition: int) -> bytes:
+    return b"%d" % partition
 
 
 async def _send_alerts(records: list[dict[str, Any]]) -> None:
@@ -438,18 +526,23 @@ async def _or_die(what: str) -> AsyncIterator[None]:
         os._exit(75)
 
 
+def _assigned_frames_partitions() -> dict[int, TP]:
+    """This worker's frames partitions (none before the consumer has started)."""
+    try:
+        assignment = app.consumer.assignment()
+    except Exception:  # consumer not started yet
+        return {}
+    return {tp.partition: tp for tp in assignment if tp.topic == frames.get_topic_name()}
+
+
 def _update_gauges() -> None:
     metrics.AREAS.set(len(area_state))
-    try:
-        assigned = {tp.partition: tp for tp in app.consumer.assignment() if tp.topic == frames.get_topic_name()}
-    except Exception:  # consumer not started yet
-        return
+    assigned = _assigned_frames_partitions()
     metrics.hold_partitions(set(assigned))
-    for partition in set(_processed_offsets) - set(assigned):
-        del _processed_offsets[partition]  # revoked: another worker reports it now
+    applied = {p: frame_offsets.get(_partition_key(p)) for p in assigned}
     metrics.set_consumer_lag(
-        {p: app.consumer.highwater(tp) - 1 - _processed_offsets[p] for p, tp in assigned.items()
-         if p in _processed_offsets and app.consumer.highwater(tp) is not None}
+        {p: app.consumer.highwater(tp) - 1 - int(applied[p]) for p, tp in assigned.items()
+         if applied[p] is not None and app.consumer.highwater(tp) is not None}
     )
 
 

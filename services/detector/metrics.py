@@ -32,7 +32,9 @@ __all__ = [
     "AREAS_BY_LOSS_CLASS",
     "EVENT_LAG",
     "CONSUMER_LAG",
+    "LOST_FRAMES",
     "count_alert",
+    "count_lost_frames",
     "observe_frame",
     "last_frame_at",
     "touch",
@@ -84,8 +86,19 @@ CONSUMER_LAG = Gauge(
     ["partition"],
 )
 
+# gap: found before a later frame of the same partition; tail: found at a quiet partition's end.
+LOST_FRAMES_FOUND_BY = ("gap", "tail")
+LOST_FRAMES = Counter(
+    "amiwatch_detector_lost_frames_found_total",
+    "Times the offset check found frames the consumer never handed to the agent "
+    "(gap: before a later frame, applied first; tail: at a quiet partition's end, read again).",
+    ["found_by"],
+)
+
 for _result in FRAME_RESULTS:
     FRAMES.labels(_result)
+for _found_by in LOST_FRAMES_FOUND_BY:
+    LOST_FRAMES.labels(_found_by)
 for _class in LOSS_CLASSES:
     AREAS_BY_LOSS_CLASS.labels(_class).set(0)
 
@@ -151,6 +164,11 @@ def observe_frame(result: str, seconds: float, event_ts: int | None) -> None:
     FRAME_SECONDS.observe(seconds)
     if event_ts is not None:
         EVENT_LAG.set(time.time() - event_ts)
+
+
+def count_lost_frames(found_by: str) -> None:
+    """Count one run of frames Faust lost that the offset check found (``found_by``: gap or tail)."""
+    LOST_FRAMES.labels(found_by).inc()
 
 
 def last_frame_at() -> float:
