@@ -18,6 +18,7 @@ from services.detector.day import DayView
 from services.detector.detectors import DETECTORS
 from services.detector.detectors.consumption import ConsumptionFamily
 from services.detector.detectors.current_imbalance import CurrentImbalance
+from services.detector.detectors.current_loss import CurrentLoss
 from services.detector.detectors.interval_spike import IntervalSpike
 from services.detector.detectors.low_power_factor import LowPowerFactor
 from services.detector.detectors.wrong_area import (
@@ -424,7 +425,7 @@ def test_low_power_factor_uses_the_customer_class_limits() -> None:
 
 def imbalance_feed(currents: tuple[float, float, float], intervals: int) -> AreaFeed:
     archive = make_archive([meter("M1", phases=3, customer_class="commercial", basic_current_a=10)])
-    feed = AreaFeed(archive, detectors=(CurrentImbalance(),))
+    feed = AreaFeed(archive, detectors=(CurrentImbalance(), CurrentLoss()))
     a, b, c = currents
     for k in range(1, intervals + 1):
         feed.push(T0 + k * 900, energy_kwh=1.0, current_a_a=a, current_b_a=b, current_c_a=c, voltage_a_v=220, voltage_b_v=220, voltage_c_v=220)
@@ -443,6 +444,12 @@ def test_current_imbalance_sustained_under_load_fires() -> None:
 def test_balanced_or_unloaded_phases_are_not_imbalance() -> None:
     assert not imbalance_feed((10.0, 9.0, 8.0), 96).opened("current_imbalance")
     assert not imbalance_feed((0.4, 0.1, 0.0), 96).opened("current_imbalance")  # below 5 % of Ib
+
+
+def test_a_dead_phase_is_current_loss_not_imbalance_too() -> None:
+    feed = imbalance_feed((10.0, 9.5, 0.0), 96)
+    assert not feed.opened("current_imbalance")
+    assert feed.opened("current_loss"), "the dead phase is still reported, once, as current loss"
 
 
 # -- wrong_area: voltage profiles across areas ----------------------------------------------------

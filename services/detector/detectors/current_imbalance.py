@@ -3,7 +3,9 @@
 Rule (shared/domain.md): per interval, ``(max − min) / max`` of the three
 phase currents above ``max_imbalance_pct`` while the largest phase
 carries at least ``load_current_pct_ib`` % of basic current ("under
-load"); sustained: at least ``min_intervals`` such intervals in a row, and
+load") and no phase is dead (below ``[current_loss] max_current_pct_ib``:
+that interval is current_loss's case, 失流, and counting it here too would
+raise a second alert for one fault); sustained: at least ``min_intervals`` such intervals in a row, and
 imbalanced in at least ``min_loaded_share_pct`` % of the day's loaded
 intervals. Judged once a day from counters filled per frame (the day view
 only has daily mean currents, which hide an imbalance that comes and
@@ -50,8 +52,9 @@ class CurrentImbalance(Detector):
         if not three.any():
             return []
         rows, cur = idx[three], cur[three]
-        top = cur.max(axis=1)
-        loaded = top >= th.num(sec, "load_current_pct_ib") / 100.0 * archive.basic_current_a[rows]
+        top, ib = cur.max(axis=1), archive.basic_current_a[rows]
+        dead_phase = cur.min(axis=1) < th.num("current_loss", "max_current_pct_ib") / 100.0 * ib
+        loaded = (top >= th.num(sec, "load_current_pct_ib") / 100.0 * ib) & ~dead_phase
         with np.errstate(invalid="ignore", divide="ignore"):
             imbalanced = loaded & ((top - cur.min(axis=1)) / top > th.num(sec, "max_imbalance_pct") / 100.0)
         for key, add in (("loaded", loaded), ("imbalanced", imbalanced)):
