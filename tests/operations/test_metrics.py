@@ -28,7 +28,7 @@ from tests.operations.promql import exported_families
 # loss classes, HTTP method, route template and status, store statuses).
 BOUNDED_LABELS = {
     "kind", "result", "reason", "closed_by", "outcome", "partition", "type", "severity", "op",
-    "loss_class", "method", "route", "status", "state", "le",
+    "loss_class", "method", "route", "status", "state", "le", "found_by",
 }  # fmt: skip
 UNIT_SUFFIXES = ("_seconds", "_messages", "_records", "_bytes")
 
