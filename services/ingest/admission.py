@@ -23,7 +23,7 @@ from services.ingest.archive_view import ArchiveView
 from services.ingest.normalise import Reading, format_time
 from services.ingest.validation import Parsed, Rejection
 
-__all__ = ["AHEAD_OF_DATA_S", "AHEAD_OF_WALL_S", "admit"]
+__all__ = ["AHEAD_OF_DATA_S", "AHEAD_OF_WALL_S", "admit", "admit_one"]
 
 AHEAD_OF_DATA_S = 3600
 AHEAD_OF_WALL_S = 86_400
@@ -56,10 +56,21 @@ def _verdict(
     return None
 
 
+def admit_one(reading: Reading, archive: ArchiveView, newest: int | None, now: float) -> Rejection | None:
+    """What :func:`admit` says of a single-reading message's valid reading: None (accepted) or its rejection."""
+    verdict = _verdict(reading, archive, newest, now, ts=True, area=True)
+    if verdict is None:
+        return None
+    return Rejection(verdict[0], verdict[1], index=reading.index, meter_id=reading.meter_id, area_id=reading.area_id)
+
+
 def admit(
     parsed: Parsed, archive: ArchiveView, newest: int | None, now: float
 ) -> tuple[list[Reading], list[Rejection]]:
     """(accepted readings, rejections) of a validated message; ``parsed.rejections`` come first."""
+    if parsed.envelope is None and not parsed.rejections and len(parsed.readings) == 1:
+        rejection = admit_one(parsed.readings[0], archive, newest, now)
+        return ([], [rejection]) if rejection is not None else ([parsed.readings[0]], [])
     rejections = list(parsed.rejections)
     if parsed.envelope is not None:
         area_id, ts = parsed.envelope

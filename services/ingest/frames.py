@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import heapq
 import zlib
+from itertools import islice
 from collections.abc import Iterable
 from typing import Any
 
@@ -64,6 +65,26 @@ def reading_digest(values: tuple[float | None, ...]) -> int:
     return zlib.crc32(repr(values).encode())
 
 
+def _digests(rows: dict[str, tuple[float | None, ...]]) -> dict[str, int]:
+    """``{meter: reading_digest(values)}`` for a frame's rows, with one ``repr`` of them all.
+
+    A list's repr is its items' reprs joined by ``", "``, so the text between ``"), ("`` is each
+    tuple's repr without its parentheses; values are numbers or None, whose reprs hold no ``"), ("``
+    (if anything else ever did, the count would not match and each row is digested on its own).
+    """
+    if not rows:
+        return {}
+    crc32 = zlib.crc32
+    text = repr(list(rows.values()))
+    parts = text[2:-2].split("), (")
+    if len(parts) != len(rows) or text[:2] != "[(" or text[-2:] != ")]":
+        return {meter_id: reading_digest(values) for meter_id, values in rows.items()}
+    return dict(zip(rows, [crc32(b")", crc32(part.encode(), _OPEN)) for part in parts], strict=True))
+
+
+_OPEN = zlib.crc32(b"(")
+
+
 class OpenFrame:
     """The readings gathered so far for one area × interval, and the input offsets they came from."""
 
@@ -77,6 +98,9 @@ class OpenFrame:
         "conflicts",
         "duplicates",
         "offsets",
+        "_active",
+        "_counted",
+        "_hits",
     )
 
     def __init__(self, area_id: str, ts: int, interval_minutes: int) -> None:
@@ -89,6 +113,11 @@ class OpenFrame:
         self.conflicts: list[dict[str, Any]] = []
         self.duplicates = 0
         self.offsets: list[int] = []  # ascending: input is consumed in offset order
+        # Completeness, counted as rows arrive (see :meth:`active_reported`): the active set counted
+        # against, how many rows were counted, and how many of those are in it.
+        self._active: frozenset[str] | None = None
+        self._counted = 0
+        self._hits = 0
 
     @property
     def key(self) -> tuple[int, int]:
@@ -124,9 +153,30 @@ class OpenFrame:
         for code, at in reading.events:
             self.events[(reading.meter_id, code, at)] = None
 
+    def active_reported(self, active: frozenset[str]) -> int:
+        """How many meters of ``active`` have a row: ``len(active & rows)``, counting only the rows
+        added since the last call with the same ``active`` (rows are never removed)."""
+        rows = self.rows
+        if self._active is not active:
+            self._active, self._counted, self._hits = active, 0, 0
+        new = len(rows) - self._counted
+        if new:
+            hits = self._hits
+            if new == len(rows):
+                for meter_id in rows:
+                    if meter_id in active:
+                        hits += 1
+            else:
+                for meter_id in islice(reversed(rows), new):
+                    if meter_id in active:
+                        hits += 1
+            self._hits = hits
+            self._counted = len(rows)
+        return self._hits
+
     def digests(self) -> dict[str, int]:
         """Per meter (area meter included), the digest of the values this frame sends."""
-        sent = {meter_id: reading_digest(values) for meter_id, values in self.rows.items()}
+        sent = _digests(self.rows)
         if self.area_meter is not None:
             sent[self.area_meter[0]] = reading_digest(self.area_meter[1])
         return sent
@@ -254,8 +304,14 @@ class FrameAssembler:
         return encode_frame(frame, 0, closed_by, missing)
 
     def _complete(self, frame: OpenFrame) -> bool:
+        """``AreaArchive.complete`` of the frame, with the active meters counted incrementally."""
         archived = self._archive.get(frame.area_id)
-        return archived is not None and archived.complete(frame.rows, frame.area_meter is not None)
+        if archived is None:
+            return False
+        if archived.area_meter_id is not None and frame.area_meter is None:
+            return False
+        active = archived.active
+        return len(frame.rows) >= len(active) and frame.active_reported(active) == len(active)
 
     def _release(self, area: _Area) -> list[dict[str, Any]]:
         """Close what may close in the area, oldest first per interval length; forget what no correction needs.
@@ -268,20 +324,30 @@ class FrameAssembler:
         held frame are merged, not corrections.
         """
         out = []
-        waiting: set[int] = set()  # interval lengths with an older frame still open
-        for key in sorted(area.open):
-            if key[1] in waiting:
-                continue  # not due either: due-ness only falls with a later ts
-            frame = area.open[key]
-            if self._due(area, key):
-                out.append(self._close(area, frame, "grace"))
-            elif self._complete(frame):
-                out.append(self._close(area, frame, "complete"))
-            else:
-                waiting.add(key[1])
-        horizon = (area.watermark or 0) - self._horizon_s
-        for key, revision in list(area.closed.items()):
-            if (revision == 0 and self._due(area, key)) or key[0] < horizon:
+        watermark = area.watermark
+        grace = self._grace * 60
+        if area.open:
+            opened = area.open
+            waiting: set[int] = set()  # interval lengths with an older frame still open
+            for key in sorted(opened) if len(opened) > 1 else list(opened):
+                ts, interval = key
+                if interval in waiting:
+                    continue  # not due either: due-ness only falls with a later ts
+                frame = opened[key]
+                if watermark is not None and watermark > ts + grace * interval:  # self._due(area, key)
+                    out.append(self._close(area, frame, "grace"))
+                elif self._complete(frame):
+                    out.append(self._close(area, frame, "complete"))
+                else:
+                    waiting.add(interval)
+        if area.closed:
+            horizon = (watermark or 0) - self._horizon_s
+            forget = [
+                key
+                for key, revision in area.closed.items()
+                if (revision == 0 and watermark is not None and watermark > key[0] + grace * key[1]) or key[0] < horizon
+            ]
+            for key in forget:
                 del area.closed[key]
                 area.sent.pop(key, None)
         return out
@@ -303,8 +369,11 @@ class FrameAssembler:
         """Take the accepted readings of the message at ``offset``; return the frames this closes."""
         touched: dict[str, _Area] = {}
         late: dict[tuple[str, int, int], OpenFrame] = {}
+        areas = self._areas
         for reading in readings:
-            area = self._area(reading.area_id)
+            area = areas.get(reading.area_id)
+            if area is None:
+                area = areas[reading.area_id] = _Area()
             key = (reading.ts, reading.interval_minutes)
             frame = area.open.get(key)
             if frame is None:

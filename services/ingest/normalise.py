@@ -92,11 +92,14 @@ class Reading:
         return f"Reading({self.area_id}, {self.meter_id}, {format_time(self.ts)}, {self.values})"
 
 
+@lru_cache(maxsize=1 << 16)
 def parse_time(text: str) -> float:
     """Epoch seconds of a contract timestamp (``...Z``, optional fraction).
 
     Raises ValueError for a string that matches the contract's pattern but is
-    no calendar date (``2026-02-30``), which a regex cannot rule out.
+    no calendar date (``2026-02-30``), which a regex cannot rule out. Cached
+    (a fleet's stamps repeat: every meter reports the same interval ends, and
+    meter clocks differ by seconds); a failure is not cached and raises again.
     """
     return datetime.fromisoformat(text).timestamp()
 
@@ -119,13 +122,6 @@ def align(t: float, interval_minutes: int) -> int:
             f"{format_time(int(t))} is {abs(t - end):.0f} s from the nearest {interval_minutes}-minute boundary"
         )
     return int(end)
-
-
-def _phases(values: dict[str, float] | None) -> tuple[float | None, float | None, float | None]:
-    if values is None:
-        return (None, None, None)
-    a, b, c = values.get("a"), values.get("b"), values.get("c")
-    return (None if a is None else float(a), None if b is None else float(b), None if c is None else float(c))
 
 
 def _date(field: str, text: str) -> float:
@@ -156,7 +152,8 @@ def normalise(
     duplicate). Raises ValueError for a ``meter_time`` or event time that
     matches the contract's pattern but is no calendar date.
     """
-    energy, fwd, rev = item.get("energy"), item.get("register_fwd"), item.get("register_rev")
+    get = item.get
+    energy, fwd, rev = get("energy"), get("register_fwd"), get("register_rev")
     if unit == "Wh":
         energy = None if energy is None else round(energy / 1000, 9)
         fwd = None if fwd is None else round(fwd / 1000, 9)
@@ -165,13 +162,32 @@ def normalise(
         energy = None if energy is None else float(energy)
         fwd = None if fwd is None else float(fwd)
         rev = None if rev is None else float(rev)
-    power_factor, demand, meter_time = item.get("power_factor"), item.get("demand_kw"), item.get("meter_time")
+    power_factor, demand, meter_time = get("power_factor"), get("demand_kw"), get("meter_time")
+    voltage, current = get("voltage"), get("current")
+    if voltage is None:
+        va = vb = vc = None
+    else:
+        va, vb, vc = voltage.get("a"), voltage.get("b"), voltage.get("c")
+        va = None if va is None else float(va)
+        vb = None if vb is None else float(vb)
+        vc = None if vc is None else float(vc)
+    if current is None:
+        ca = cb = cc = None
+    else:
+        ca, cb, cc = current.get("a"), current.get("b"), current.get("c")
+        ca = None if ca is None else float(ca)
+        cb = None if cb is None else float(cb)
+        cc = None if cc is None else float(cc)
     values = (
         energy,
         fwd,
         rev,
-        *_phases(item.get("voltage")),
-        *_phases(item.get("current")),
+        va,
+        vb,
+        vc,
+        ca,
+        cb,
+        cc,
         None if power_factor is None else float(power_factor),
         None if demand is None else float(demand),
         None if meter_time is None else round(_date("meter_time", meter_time) - stamp, 6),

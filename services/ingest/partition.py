@@ -21,12 +21,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from services.ingest.admission import admit
+from services.ingest.admission import admit, admit_one
 from services.ingest.archive_view import ArchiveView
 from services.ingest.checkpoint import Checkpoint, OffsetRanges, ReplayPlan
 from services.ingest.dlq import RawRecord, dead_letter
 from services.ingest.frames import FrameAssembler
-from services.ingest.validation import Rejection, validate
+from services.ingest.validation import Rejection, valid_standalone, validate
 
 __all__ = ["Outcome", "PartitionProcessor"]
 
@@ -127,6 +127,25 @@ class PartitionProcessor:
                 return self._replay(record)
             frames = self.finish_replay()
         else:
+            fast = valid_standalone(record.value)
+            if fast is not None:  # the common single-reading message: what follows, without its layers
+                kind, reading = fast
+                rejection = admit_one(reading, self._archive, self.assembler.newest, self._clock())
+                if rejection is None:
+                    dropped_before = self.assembler.late_duplicates
+                    frames = self.assembler.add((reading,), record.offset)
+                    self.end = record.offset + 1
+                    return Outcome(
+                        frames=frames,
+                        kind=kind,
+                        accepted=1,
+                        late_duplicates=self.assembler.late_duplicates - dropped_before,
+                    )
+                frames = self.assembler.add((), record.offset)
+                self.end = record.offset + 1
+                return Outcome(
+                    frames=frames, dead_letters=[dead_letter(rejection, record)], kind=kind, rejections=[rejection]
+                )
             frames = []
         parsed = validate(record.value)
         accepted, rejections = admit(parsed, self._archive, self.assembler.newest, self._clock())

@@ -39,6 +39,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -56,6 +57,7 @@ __all__ = [
     "Parsed",
     "reason_of",
     "validate",
+    "valid_standalone",
 ]
 
 REASONS: tuple[str, ...] = schemas.enum("dead_letter_reason")
@@ -218,30 +220,38 @@ class _Invalid(Exception):
         self.message = message
 
 
+@lru_cache(maxsize=1 << 14)
+def _aligned(text: str, interval_minutes: int) -> tuple[float, int]:
+    """(raw epoch s, aligned interval end), cached: a fleet's messages share few stamps.
+
+    Raises ValueError (no calendar date) or :class:`Misaligned`; failures are not cached.
+    """
+    stamp = parse_time(text)
+    return stamp, align(stamp, interval_minutes)
+
+
 def _stamp(text: str, interval_minutes: int, where: str) -> tuple[float, int]:
     """(raw epoch s, aligned interval end) of a schema-valid timestamp."""
     try:
-        stamp = parse_time(text)
-    except ValueError:
-        raise _Invalid("schema", f"{where}: {text!r} is not a calendar date and time") from None
-    try:
-        return stamp, align(stamp, interval_minutes)
+        return _aligned(text, interval_minutes)
     except Misaligned as exc:
         raise _Invalid("misaligned_timestamp", f"{where}: {exc}") from None
+    except ValueError:
+        raise _Invalid("schema", f"{where}: {text!r} is not a calendar date and time") from None
+
+
+def _reject_standalone(obj: dict[str, Any], kind: str, reason: str, message: str) -> Parsed:
+    meter_id, area_id = _text(obj.get("meter_id")), _text(obj.get("area_id"))
+    return Parsed(kind, rejections=[Rejection(reason, message, meter_id=meter_id, area_id=area_id)])
 
 
 def _standalone(obj: dict[str, Any], kind: str, may_be_nonfinite: bool) -> Parsed:
-    meter_id, area_id = _text(obj.get("meter_id")), _text(obj.get("area_id"))
-
-    def reject(reason: str, message: str) -> Parsed:
-        return Parsed(kind, rejections=[Rejection(reason, message, meter_id=meter_id, area_id=area_id)])
-
     if may_be_nonfinite and _nonfinite(obj):
-        return reject("nan", "a number is NaN or infinite")
+        return _reject_standalone(obj, kind, "nan", "a number is NaN or infinite")
     if not certainly_valid_standalone(obj, kind):
         errors = list(schemas.validator(kind).iter_errors(obj))
         if errors:
-            return reject(*_judge(errors))
+            return _reject_standalone(obj, kind, *_judge(errors))
     interval = int(obj["interval_minutes"])
     try:
         stamp, ts = _stamp(obj["ts"], interval, "ts")
@@ -256,9 +266,9 @@ def _standalone(obj: dict[str, Any], kind: str, may_be_nonfinite: bool) -> Parse
             index=None,
         )
     except _Invalid as bad:
-        return reject(bad.reason, bad.message)
+        return _reject_standalone(obj, kind, bad.reason, bad.message)
     except ValueError as bad:  # a calendar-invalid meter_time or event time
-        return reject("schema", str(bad))
+        return _reject_standalone(obj, kind, "schema", str(bad))
     return Parsed(kind, readings=[reading])
 
 
@@ -390,3 +400,38 @@ def validate(value: bytes | None) -> Parsed:
         area_id=_text(obj.get("area_id")),
     )
     return Parsed("unknown", rejections=[claimed])
+
+
+def valid_standalone(value: bytes | None) -> tuple[str, Reading] | None:
+    """(kind, reading) of a single-reading message that is certainly valid, else None.
+
+    The hot path of per-reading input: what :func:`validate` gives for such a
+    message (``Parsed(kind, readings=[reading])``), without its layers. None
+    means "ask :func:`validate`", which judges and words every rejection.
+    """
+    if value is None:
+        return None
+    try:
+        obj = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    if type(obj) is not dict:
+        return None
+    kind = obj.get("kind")
+    if (kind != "meter_reading" and kind != "area_meter_reading") or not certainly_valid_standalone(obj, kind):
+        return None
+    interval = obj["interval_minutes"]  # an int: the fast path vouched for it
+    try:
+        stamp, ts = _aligned(obj["ts"], interval)
+        return kind, normalise(
+            obj,
+            area_id=obj["area_id"],
+            ts=ts,
+            stamp=stamp,
+            interval_minutes=interval,
+            unit=obj.get("unit", "kWh"),
+            is_area_meter=kind == "area_meter_reading",
+            index=None,
+        )
+    except ValueError:  # misaligned, or a calendar-invalid date: validate() words the rejection
+        return None
