@@ -104,6 +104,106 @@ def test_small_changes_are_not_swings() -> None:
     assert not of(out, "consumption_swing", "M6") and not of(out, "consumption_swing", "M7")
 
 
+def _calm_then(row: int, today: float) -> Callable[[int, np.ndarray], np.ndarray]:
+    """Meter ``row`` reports four calm weeks (day-to-day noise ≈ 2 %, a σ that came out small by chance), then × ``today``."""
+
+    calm = np.exp(np.random.default_rng(5).normal(0.0, 0.02, DAYS))
+
+    def edit(d: int, x: np.ndarray) -> np.ndarray:
+        if d < START:
+            x[row] = x[row] / x[row].sum() * 10.0 * calm[d] * (1.1 if d % 7 >= 5 else 1.0)
+        elif d == START:
+            x[row] = x[row] / x[row].sum() * 10.0 * today * (1.1 if d % 7 >= 5 else 1.0)
+        return x
+
+    return edit
+
+
+def test_a_lucky_small_scale_does_not_make_a_busy_day_a_swing(tmp_path: Any) -> None:
+    """A +60 % day on a meter whose own σ came out small is judged against its peers' σ: no swing.
+
+    Its own σ (the ``[consumption] min_scale_pct`` floor, 5 % in ln) would make
+    it z ≈ 8; against the median σ of its 29 neighbours (≈ 12 %) it is an
+    ordinary busy day (z ≈ 3). Without the peer floor the same day fires.
+    """
+    area = SyntheticArea(n=30, seed=27)
+    out, _ = run_days(FAMILY, area, START + 1, _calm_then(3, 1.6))
+    assert not of(out, "consumption_swing", "M4")
+    path = tmp_path / "no_floor.toml"
+    path.write_text("[consumption_swing]\npeer_scale_floor = 0.0\n")
+    area = SyntheticArea(n=30, seed=27)
+    out, _ = run_days(FAMILY, area, START + 1, _calm_then(3, 1.6), th=load_thresholds(path))
+    [f] = of(out, "consumption_swing", "M4")
+    assert f.evidence["robust_z"] >= 4.0 and f.evidence["z_sigma_ln"] < f.evidence["peer_scale_ln"]
+
+
+def test_a_calm_meter_still_swings_as_far_as_its_peers_would() -> None:
+    """The floor only raises σ to the peers': a calm meter tripling its day is still a swing, judged on their σ."""
+    area = SyntheticArea(n=30, seed=27)
+    out, _ = run_days(FAMILY, area, START + 1, _calm_then(3, 3.0))
+    [f] = of(out, "consumption_swing", "M4")
+    ev = f.evidence
+    assert ev["direction"] == "up" and ev["robust_z"] >= 4.0
+    assert 0.08 <= ev["peer_scale_ln"] <= 0.2  # the households' ≈ 12 % day-to-day noise
+    assert ev["z_sigma_ln"] >= ev["peer_scale_ln"]  # σ × √(1 + π/(2k)) of the floored scale
+
+
+def test_the_peer_floor_needs_enough_peers(tmp_path: Any) -> None:
+    """With fewer peers of the class than ``peer_min_meters`` the meter's own σ stands (the +60 % calm day fires)."""
+    path = tmp_path / "few_peers.toml"
+    path.write_text("[consumption_swing]\npeer_min_meters = 31\n")
+    area = SyntheticArea(n=30, seed=27)
+    out, _ = run_days(FAMILY, area, START + 1, _calm_then(3, 1.6), th=load_thresholds(path))
+    [f] = of(out, "consumption_swing", "M4")
+    assert f.evidence["peer_scale_ln"] is None  # no peer median: shown as null
+
+
+def _pv_area(seed: int) -> SyntheticArea:
+    """30 households, the first six with rooftop PV (the archive says so)."""
+    area = SyntheticArea(n=30, seed=seed)
+    area.archive = make_archive([meter(f"M{i + 1}", has_generation=i < 6) for i in range(area.n)])
+    return area
+
+
+def _pv_import(cloudy_day: int, factor: dict[int, float] | None = None) -> Callable[[int, np.ndarray], np.ndarray]:
+    """What the PV customers meter: their use × ``factor`` minus their roof's output (sunny weeks, one overcast day)."""
+    hours = (np.arange(IPD) + 0.5) * 24 / IPD
+    sun = np.clip(np.sin(np.pi * (hours - 5.0) / 14.0), 0.0, None)  # a summer day's output, 3 × the day's use
+
+    def edit(d: int, x: np.ndarray) -> np.ndarray:
+        for row in range(6):
+            use = x[row] * (factor or {}).get(row, 1.0) if d == cloudy_day else x[row]
+            pv = sun / sun.sum() * 3.0 * x[row].sum() * (0.05 if d == cloudy_day else 1.0)
+            x[row] = np.maximum(use - pv, 0.0)
+        return x
+
+    return edit
+
+
+def test_an_overcast_day_is_not_a_swing_of_the_pv_customers(tmp_path: Any) -> None:
+    """Every PV roof of the area imports more on an overcast day: judged against their common change, no swing.
+
+    Against the area's change (the households without PV did not move)
+    the same day is a swing. Nor is the overcast day a swing of part of
+    their day (their daylight hours filled, where the usual profile of
+    their import has next to nothing): hours are not judged for them.
+    """
+    out, _ = run_days(FAMILY, _pv_area(28), START + 1, consume=_pv_import(START))
+    assert not of(out, "consumption_swing")
+    path = tmp_path / "no_generation_change.toml"
+    path.write_text("[consumption_swing]\ngeneration_min_meters = 1000\n")
+    out, _ = run_days(FAMILY, _pv_area(28), START + 1, consume=_pv_import(START), th=load_thresholds(path))
+    assert of(out, "consumption_swing")
+
+
+def test_a_pv_customer_tripling_its_use_is_still_a_swing() -> None:
+    out, _ = run_days(FAMILY, _pv_area(28), START + 1, consume=_pv_import(START, {2: 3.0}))
+    [f] = of(out, "consumption_swing")
+    ev = f.evidence
+    assert f.subject_id == "M3" and ev["direction"] == "up" and ev["robust_z"] >= 4.0
+    assert "generation customers" in ev["baseline"] and ev["area_change"] > 1.5  # the overcast day, shared
+
+
 # -- sustained_drop ----------------------------------------------------------------------------
 
 
@@ -519,7 +619,7 @@ def test_statistical_state_per_meter_is_small() -> None:
     feed.push(T0 + 900, energy_kwh=0.1)
     per_meter = feed.state.bytes_per_meter()
     mine = {k: per_meter[k] for k in ("consumption", "interval_spike", "low_power_factor", "current_imbalance", "wrong_area")}
-    assert mine == {"consumption": 257, "interval_spike": 29, "low_power_factor": 0, "current_imbalance": 8, "wrong_area": 101}
+    assert mine == {"consumption": 265, "interval_spike": 29, "low_power_factor": 0, "current_imbalance": 8, "wrong_area": 101}
     assert sum(per_meter.values()) <= 1024
 
 

@@ -63,6 +63,8 @@ class DayBalance:
     reported_meters: int
     window_intervals: int  # intervals the area meter reported
     hourly_rate: np.ndarray  # float64 [24], NaN for hours not fully in the window (empty if sub-hourly data is absent)
+    interval_supplied_kwh: np.ndarray  # float64 [intervals] supplied per interval, NaN outside the window
+    interval_loss_kwh: np.ndarray  # float64 [intervals] supplied − consumed (forward, filled) per interval, NaN outside the window
 
     @property
     def computable(self) -> bool:
@@ -150,7 +152,16 @@ def day_balance(
         reported_meters=n_reported,
         window_intervals=w,
         hourly_rate=_hourly_rate(supplied_t, window, consumed_t, ipd) if not reason else np.empty(0),
+        interval_supplied_kwh=_spread(supplied_t, window, ipd),
+        interval_loss_kwh=_spread(supplied_t - consumed_t, window, ipd),
     )
+
+
+def _spread(values: np.ndarray, window: np.ndarray, ipd: int) -> np.ndarray:
+    """``values`` of the window's intervals on the whole day's grid (NaN outside the window)."""
+    out = np.full(ipd, np.nan)
+    out[window[:ipd]] = values
+    return out
 
 
 def _hourly_rate(supplied_t: np.ndarray, window: np.ndarray, consumed_t: np.ndarray, ipd: int) -> np.ndarray:

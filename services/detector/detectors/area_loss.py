@@ -16,9 +16,27 @@ archive has no balance and raises nothing, and a day the stream did not
 cover whole (``DayView.complete``: the first day, a flushed day) is not
 judged.
 
+Trailing 24 h, judged every hour. A loss that starts during a day shows
+in that day's rate only partly, so the daily judgement raises a thief who
+starts in the afternoon only when the next day closes (a day and a half
+later). So the same limit is also applied, on the hour, to the loss of the
+trailing 24 hours (``on_frame``): each interval's supplied energy (the area
+meter plus the generation customers' export), the energy its meters
+reported (plus reverse energy without generation, as the daily balance
+books it) and the *usual* energy of the meters that reported and of all
+active meters (each meter's usual hourly profile, else its usual level),
+so the meters that did not report are filled at their usual rate without
+remembering who they were. A window is judged only when every interval in
+it is there, the area meter reported it and at least ``[area_balance]
+min_coverage_pct`` of the active meters did: a window the stream has not
+delivered whole is never judged (late corrections complete a window that
+is then judged at a later hour). A 24-hour window is as long as a day, so
+its noise is a day's; the daily judgement stays (with the attribution).
+
 A rule of the consumption family (it needs the meters' deficits and the
-area's series side by side); its only state is the area-level loss
-series the family keeps (nothing per meter).
+area's series side by side); its state is area-level only: the loss
+series the family keeps and a ring of the last day's interval sums
+(nothing per meter).
 """
 
 from __future__ import annotations
@@ -29,21 +47,71 @@ import numpy as np
 
 from services.detector.balance.attribution import Attribution
 from services.detector.balance.attribution import evidence as attribution_evidence
-from services.detector.detectors.consumption import DailyRule, DayContext, loss_limits
+from services.detector.archive import AreaArchive
+from services.detector.detectors.consumption import HOURS, DailyRule, DayContext, loss_limits
 from services.detector.detectors.wrong_area import negative_loss_suspects
+from services.detector.eventtime import DAY_S
 from services.detector.findings import Finding, exceed_score, plain
+from services.detector.interval import IntervalView
 from services.detector.state import Arrays
 from services.detector.thresholds import Thresholds
 
 __all__ = ["AreaLoss"]
 
 _TREND_DAYS = 14  # trailing daily rates shown in the evidence
+_RING = 96  # interval slots of the trailing-24 h ring: a day of the finest (15-minute) data
+_IDS = 1 << 16  # slots are told apart by their interval number modulo this (two years of 15-minute intervals)
+_NO_SLOT = _IDS - 1  # an empty slot (an interval number that recurs only after two years)
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday
 
 
 class AreaLoss(DailyRule):
     """Classifies the area's day and explains a high or negative loss."""
 
     name: ClassVar[str] = "area_loss"
+
+    def init_state(self, n_meters: int) -> Arrays:
+        # 20 B per slot, area-level: the budget of an area's own arrays is a few KiB.
+        return {
+            "area_hl_id": np.full((1, _RING), _NO_SLOT, np.uint16),  # interval number (ts // interval, mod 2¹⁶) of each slot
+            "area_hl_supplied": np.full((1, _RING), np.nan, np.float32),  # the area meter's energy
+            "area_hl_export": np.zeros((1, _RING), np.float32),  # generation customers' export
+            "area_hl_consumed": np.zeros((1, _RING), np.float32),  # reported energy (+ reverse without generation)
+            "area_hl_fill": np.zeros((1, _RING), np.float32),  # usual energy of the active meters that have not reported
+            "area_hl_count": np.zeros((1, _RING), np.uint16),  # active meters that reported
+        }
+
+    def on_frame(self, view: IntervalView, archive: AreaArchive, state: Arrays, th: Thresholds) -> list[Finding]:
+        """Add the frame to its interval's slot; on the hour, judge the trailing 24 hours."""
+        interval_s = view.frame.interval_s
+        ipd = DAY_S // interval_s if interval_s else 0
+        if archive.area_meter_id is None or not ipd or ipd > _RING or DAY_S % interval_s:
+            return []
+        ts = view.ts
+        slot, ident = (ts // interval_s) % _RING, (ts // interval_s) % _IDS
+        usual = _usual_rate(ts - interval_s, ipd, state, th)  # [n], a few microseconds for an area's meters
+        r = {k: state[f"area_hl_{k}"][0] for k in ("id", "supplied", "export", "consumed", "fill", "count")}
+        if r["id"][slot] != ident:
+            r["id"][slot] = ident
+            r["supplied"][slot] = np.nan
+            r["export"][slot] = r["consumed"][slot] = 0.0
+            r["count"][slot] = 0
+            r["fill"][slot] = float(usual[archive.active].sum())
+        energy, rows = view.energy_kwh, view.idx
+        has = ~np.isnan(energy)
+        rev = np.nan_to_num(view.register_rev_delta_kwh)
+        gen = archive.has_generation[rows]
+        r["consumed"][slot] += float(energy[has].sum()) + float(rev[(rev > 0) & ~gen].sum())
+        r["export"][slot] += float(rev[(rev > 0) & gen].sum())
+        counted = has & archive.active[rows]
+        r["fill"][slot] -= float(usual[rows[counted]].sum())
+        r["count"][slot] = min(int(r["count"][slot]) + int(counted.sum()), _IDS - 1)
+        if np.isnan(r["supplied"][slot]) and not np.isnan(view.area_energy_kwh):
+            r["supplied"][slot] = view.area_energy_kwh
+        if view.late or ts % 3600:
+            return []
+        return _trailing_day(ts, interval_s, ipd, archive, r, th)
 
     def on_day(self, ctx: DayContext, state: Arrays, th: Thresholds) -> list[Finding]:
         archive, b = ctx.archive, ctx.balance
@@ -84,6 +152,48 @@ class AreaLoss(DailyRule):
         else:
             return []
         return [Finding.of(th, type_, ctx.day.area_id, ctx.day.area_id, ctx.day.end, score, evidence, subject_kind="area")]
+
+
+def _usual_rate(start: int, ipd: int, state: Arrays, th: Thresholds) -> np.ndarray:
+    """[n] each meter's usual energy in the interval starting at ``start``: its usual hourly profile, else its level, else 0."""
+    day_no = start // DAY_S
+    weekend = int(_WEEKDAYS[(day_no + _EPOCH_WEEKDAY) % 7] in th.texts("consumption", "weekend_days"))
+    hour = (start % DAY_S) // 3600
+    per_hour = max(ipd // HOURS, 1)
+    shape = state["shape_kwh"][:, weekend, hour].astype(np.float64) / per_hour if ipd >= HOURS else np.full(len(state["level_kwh"]), np.nan)
+    level = state["level_kwh"].astype(np.float64) / ipd
+    return np.nan_to_num(np.where(np.isnan(shape), level, shape))
+
+
+def _trailing_day(ts: int, interval_s: int, ipd: int, archive: AreaArchive, r: dict[str, np.ndarray], th: Thresholds) -> list[Finding]:
+    """An area_high_loss finding at ``ts`` if the trailing 24 hours, all delivered, lost more than the limit."""
+    ends = ts - interval_s * np.arange(ipd)
+    slots = (ends // interval_s) % _RING
+    n_active = int(archive.active.sum())
+    limits = loss_limits(archive, th)
+    if not n_active or (r["id"][slots] != (ends // interval_s) % _IDS).any() or np.isnan(r["supplied"][slots]).any():
+        return []
+    if (r["count"][slots] < limits.min_coverage * n_active).any():
+        return []
+    supplied = float(r["supplied"][slots].astype(np.float64).sum() + r["export"][slots].astype(np.float64).sum())
+    imputed = float(np.maximum(r["fill"][slots], 0.0).astype(np.float64).sum())
+    consumed = float(r["consumed"][slots].astype(np.float64).sum()) + imputed
+    if supplied <= 0.0:
+        return []
+    rate = (supplied - consumed) / supplied
+    if not rate > limits.high:
+        return []
+    evidence = {
+        "window": "trailing 24 h",
+        "limit_pct": plain(100.0 * limits.high, 2),
+        "supplied_kwh": plain(supplied, 3),
+        "consumed_kwh": plain(consumed, 3),
+        "imputed_kwh": plain(imputed, 3),
+        "min_coverage_pct": plain(100.0 * float(r["count"][slots].min()) / n_active, 2),
+        "loss_rate_pct": plain(100.0 * rate, 2),
+        "loss_kwh": plain(supplied - consumed, 3),
+    }
+    return [Finding.of(th, "area_high_loss", archive.area_id, archive.area_id, ts, exceed_score(rate, limits.high), evidence, subject_kind="area")]
 
 
 def _attribution(ctx: DayContext, limit: float, th: Thresholds) -> dict[str, Any]:

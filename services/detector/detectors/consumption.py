@@ -104,8 +104,8 @@ class DailyRule(Protocol):
         """The rule's own arrays (keys unique within the family group)."""
         return {}
 
-    def on_frame(self, view: IntervalView, archive: AreaArchive, state: Arrays, th: Thresholds) -> None:
-        """Accumulate what the day view lacks (most rules need nothing)."""
+    def on_frame(self, view: IntervalView, archive: AreaArchive, state: Arrays, th: Thresholds) -> list[Finding] | None:
+        """Accumulate what the day view lacks (most rules need nothing); findings judged on the frame, if any."""
         return None
 
     def on_day(self, ctx: DayContext, state: Arrays, th: Thresholds) -> list[Finding]:
@@ -209,9 +209,10 @@ class ConsumptionFamily(Detector):
         slot = ((view.ts - 1) % DAY_S) // view.frame.interval_s
         if not view.late and slot < len(export):
             export[slot] += float(rev[grew & archive.has_generation[view.idx]].sum())
+        findings: list[Finding] = []
         for rule in self.rules:
-            rule.on_frame(view, archive, state, th)
-        return []
+            findings += rule.on_frame(view, archive, state, th) or []
+        return findings
 
     def on_day(self, day: DayView, archive: AreaArchive, state: Arrays, th: Thresholds) -> list[Finding]:
         ctx = _context(day, archive, state, th)

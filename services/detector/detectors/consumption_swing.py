@@ -24,6 +24,31 @@ down swing on a day an outage explains is not one. The evidence compares
 the hours of the day with the meter's usual hourly profile, so a person
 sees *when* the change happened.
 
+Whose σ. A meter's own σ comes from four weeks at most (two at the
+start): its Shamos estimate scatters by about a quarter between
+households that are equally noisy (some 9 degrees of freedom, fewer with
+two weeks of history), and a z of 4 against a σ that came out a third too
+small by chance is an ordinary busy day (up "swings" of +40–80 % at
+z 4.0–4.9 were most of the false swings of the standard run). A day
+cannot be judged less noisy than the meters like it: σ is floored at
+``peer_scale_floor`` × the median σ of the area's meters of the same
+customer class (at least ``peer_min_meters`` of them with a σ; without
+enough peers the meter's own σ stands; ``peer_scale_floor`` is a little
+below 1 because half the peers really are quieter than their median). The median over dozens of
+households is stable, the floor never makes a meter *more* sensitive, and
+a household really quieter than its neighbours is judged as one of them
+(its swings must be as large as theirs). The peers are grouped by class and
+by generation: a PV customer's net import varies with the weather (the
+whole class stands in where the area has too few PV roofs: their import
+is at least as variable as their use).
+
+Whose common change. A customer with generation meters its use net of
+its own PV, which moves with the sunshine for every roof of the area at
+once; its baseline moves with the change of the area's generation
+customers today rather than the whole area's (see :func:`_common_change`;
+a third of the false swings of the standard run were PV customers on a
+cloudy day).
+
 A rule of the consumption family (``detectors/consumption.py``); it keeps
 no state of its own (0 B per meter).
 """
@@ -52,18 +77,23 @@ class ConsumptionSwing(DailyRule):
 
     def on_day(self, ctx: DayContext, state: Arrays, th: Thresholds) -> list[Finding]:
         sec = self.name
-        expected = ctx.weekday_kwh * ctx.area_ratio
+        change, generation = _common_change(ctx, th)
+        expected = ctx.weekday_kwh * change
         delta = ctx.kwh - expected
+        sigma, peer = _swing_sigma(ctx, th)
+        c0 = th.num("consumption", "min_scale_kwh")
         with np.errstate(invalid="ignore", divide="ignore"):
             deviation = np.abs(delta) / expected
+            # ctx.z's ln ratio, against the (generation customers') common change and the floored σ
+            z = (np.log(ctx.kwh + c0) - np.log(expected + c0)) / sigma
         z_min = th.num(sec, "robust_z")
         day_hit = (
             (deviation >= th.num(sec, "deviation_pct") / 100.0)
-            & (np.abs(ctx.z) >= z_min)
+            & (np.abs(z) >= z_min)
             & (np.abs(delta) >= th.num(sec, "min_abs_kwh_day"))
             & ~((delta < 0) & ctx.outage)
         )
-        part = _part_of_day(ctx, expected, th)
+        part = _part_of_day(ctx, expected, sigma, th)
         hit = day_hit | (part.hit & ~((part.delta < 0) & ctx.outage))
         out = []
         for i in np.flatnonzero(hit):
@@ -76,17 +106,20 @@ class ConsumptionSwing(DailyRule):
                     "window_usual_kwh": plain(part.usual[i], 3),
                 }
             else:
-                z_i = ctx.z[i]
+                z_i = z[i]
             evidence = {
                 "direction": "up" if delta[i] > 0 else "down",
                 "observed_kwh_day": plain(ctx.kwh[i], 3),
                 "baseline_kwh_day": plain(expected[i], 3),
-                "baseline": f"median of the same weekday over {int(ctx.weekday_n[i])} past weeks × the area's change today",
+                "baseline": f"median of the same weekday over {int(ctx.weekday_n[i])} past weeks × the "
+                + ("change of the area's generation customers today" if generation[i] else "area's change today"),
                 "weekday_median_kwh_day": plain(ctx.weekday_kwh[i], 3),
-                "area_change": plain(ctx.area_ratio, 3),
+                "area_change": plain(change[i], 3),
                 "deviation_pct": plain(100.0 * deviation[i], 1),
                 "robust_z": plain(z_i, 2),
                 "robust_scale_kwh_day": plain(ctx.scale[i], 3),
+                "z_sigma_ln": plain(sigma[i], 4),
+                "peer_scale_ln": plain(peer[i], 4),
                 **window,
                 "hours": _hours(ctx, i),
             }
@@ -112,7 +145,62 @@ class _Part:
         return f"first {-h} h" if h < 0 else f"last {h} h"
 
 
-def _part_of_day(ctx: DayContext, expected: np.ndarray, th: Thresholds) -> _Part:
+def _common_change(ctx: DayContext, th: Thresholds) -> tuple[np.ndarray, np.ndarray]:
+    """Today's common change per meter (observed / expected shared by its kind), and where it is the generation customers'.
+
+    The area's change (``ctx.area_ratio``) for most meters. A customer with
+    generation (archive ``has_generation``) meters what it imports, its
+    use net of its own PV: a cloudy day after sunny weeks doubles it, for
+    every PV roof of the area at once, and the area's median (mostly
+    customers without PV) does not see it. Their common change is the
+    median of observed / expected over the area's active generation
+    customers, with at least ``generation_min_meters`` of them judged
+    (else the area's). Same measure as the area's (``ctx.kwh / ctx.base``).
+    """
+    change = np.full(ctx.n, ctx.area_ratio)
+    gen = ctx.archive.has_generation & ctx.archive.active
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = ctx.kwh / ctx.base
+    ok = gen & np.isfinite(ratio) & (ctx.base > 0)
+    used = np.zeros(ctx.n, dtype=bool)
+    if ok.sum() >= th.count("consumption_swing", "generation_min_meters"):
+        common = float(np.median(ratio[ok]))
+        if common > 0:
+            change[ctx.archive.has_generation] = common
+            used = ctx.archive.has_generation.copy()
+    return change, used
+
+
+def _swing_sigma(ctx: DayContext, th: Thresholds) -> tuple[np.ndarray, np.ndarray]:
+    """The σ of the swing z (ln, prediction) per meter, floored by the meter's peers; and the peers' median σ.
+
+    The meter's own robust scale in ``ln`` is ``ctx.z_sigma / √(1 + π/(2k))``.
+    Its peers are the area's active meters of the same customer class and
+    the same generation (with or without; the whole class when fewer) with a scale (the meter itself included); with at least
+    ``peer_min_meters`` of them the scale is at least
+    ``peer_scale_floor`` × their median, before the same prediction
+    factor. NaN where the meter has no scale of its own (not judged).
+    """
+    sec = "consumption_swing"
+    with np.errstate(invalid="ignore", divide="ignore"):
+        inflate = np.sqrt(1.0 + 0.5 * np.pi / ctx.weekday_n)
+        own = ctx.z_sigma / inflate
+    peer = np.full(ctx.n, np.nan)
+    has = np.isfinite(own) & ctx.archive.active
+    need = th.count(sec, "peer_min_meters")
+    # The class first (PV or not), then class and generation where enough: a PV customer's import is at least
+    # as variable as its class's use, so its class is the fallback when the area has few PV roofs.
+    for groups in (ctx.archive.customer_class.astype(np.int64), ctx.archive.customer_class * 2 + ctx.archive.has_generation):
+        for c in np.unique(groups):
+            members = groups == c
+            pool = own[members & has]
+            if len(pool) >= need:
+                peer[members] = float(np.median(pool))
+    floor = th.num(sec, "peer_scale_floor") * peer
+    return np.where(np.isnan(own), np.nan, np.fmax(own, floor)) * inflate, peer
+
+
+def _part_of_day(ctx: DayContext, expected: np.ndarray, sigma: np.ndarray, th: Thresholds) -> _Part:
     """The catalogue's "intervals checked against the same time-of-day baseline": a swing that began or ended today.
 
     A swing starting mid-afternoon halves the evening but only a third of
@@ -121,9 +209,14 @@ def _part_of_day(ctx: DayContext, expected: np.ndarray, th: Thresholds) -> _Part
     that ended) ``part_hours`` hours, against the meter's usual hourly
     profile scaled to today's expected kWh: deviation ≥ ``deviation_pct``,
     the change as a daily rate ≥ ``min_abs_kwh_day``, and a log-scale z ≥
-    ``robust_z`` whose σ is the day's σ × √(24 / hours) (fewer hours,
+    ``robust_z`` whose σ is the day's (peer-floored) σ × √(24 / hours) (fewer hours,
     more noise; as if the hours were independent, which overstates it).
-    Windows with a missing hour are not judged.
+    Windows with a missing hour are not judged, nor are customers with
+    generation: what they import hour by hour is their use net of their
+    roof's output, so its shape follows the sunshine (an overcast day fills
+    the daylight hours the usual profile has near zero) and the usual
+    profile is no baseline for part of their day; their whole day is
+    judged as everyone's.
     """
     sec = "consumption_swing"
     n = ctx.n
@@ -145,9 +238,10 @@ def _part_of_day(ctx: DayContext, expected: np.ndarray, th: Thresholds) -> _Part
             with np.errstate(invalid="ignore", divide="ignore"):
                 delta = (obs - usual) * 24.0 / k
                 deviation = np.abs(obs - usual) / usual
-                z = (np.log(obs * 24.0 / k + c0) - np.log(usual * 24.0 / k + c0)) / (ctx.z_sigma * np.sqrt(24.0 / k))
+                z = (np.log(obs * 24.0 / k + c0) - np.log(usual * 24.0 / k + c0)) / (sigma * np.sqrt(24.0 / k))
             ok = (
-                (deviation >= th.num(sec, "deviation_pct") / 100.0)
+                ~ctx.archive.has_generation
+                & (deviation >= th.num(sec, "deviation_pct") / 100.0)
                 & (np.abs(z) >= th.num(sec, "robust_z"))
                 & (np.abs(delta) >= th.num(sec, "min_abs_kwh_day"))
             )

@@ -12,6 +12,15 @@ weight ``w`` (``[theft_suspected] w_*``):
   measured from its own pre-drop reference (``balance/match.py``); a
   genuine fall in use (a household that shrank, a holiday) leaves the loss
   where it was;
+- ``interval_loss``: the area's loss moves, interval by interval, with
+  this meter's readings (``balance/interval_match.py``): the loss holds a
+  share β of what the meter reports, as a bypass or a scaled-down reading
+  (h1) leaves; each day's z (standardised by the spread of the area's z
+  that day) feeds a one-sided CUSUM, and c ramps on the CUSUM while today's
+  β is worth an inspection and the day is at least ``low_day_pct`` below
+  the expected level. The day-to-day noise of a large area's loss
+  hides a household's few kWh, but not the kettle-by-kettle jumps of its
+  readings reappearing in the loss;
 - ``tamper``: a cover, terminal-cover or magnetic-field event, remembered
   with a half-life;
 - ``phase``: the day's phase currents under load, imbalance ramping to a
@@ -29,6 +38,11 @@ weight ``w`` (``[theft_suspected] w_*``):
   LR favours theft at all, or the trailing ``Attribution.covered``), not on a
   quiet, flat holiday day; and never for a generation customer, whose
   import follows the weather;
+- ``roughness`` (h3, each reading scaled by its own random factor): the
+  day's robust interval-to-interval roughness (median |Δy| / median y)
+  against its usual value, on a day at least ``low_day_pct`` below the
+  expected level (like ``interval_loss``): a genuine drop or one
+  factor (h1) scales the jumps with the level, h3 about doubles them;
 - ``zero_window`` (h2): a run of zero intervals with energy on both sides
   (within the day or across midnight), shorter than a day, where the usual
   profile expects energy (not for generation customers).
@@ -46,32 +60,37 @@ register, so the forward intervals are not the day's profile.
 
 Volume attacks (bypass, h1, h3, h4, h2's long windows) show in
 ``sustained_drop`` and ``area_loss`` (the energy is still consumed, so the
-area meter sees it); shape attacks that keep the volume (h5, h6) show in
+area meter sees it), bypass and h1 also in ``interval_loss``, h3 in
+``roughness``; shape attacks that keep the volume (h5, h6) show in
 ``flattening`` and ``decorrelation``, each strong enough alone.
 
 Combination, a noisy-OR (Pearl 1988, §4.3): ``score_day = 1 − Π_s (1 −
 w_s·c_s)``, smoothed by its exponentially weighted mean over
 ``score_days`` (span), so one odd day of a one-day signal cannot open a
 theft case but a few consistent ones do; days not judged (incomplete
-data) leave it unchanged. ``sustained_drop`` and ``area_loss`` already
-integrate over days (a CUSUM, a test over the days since the onset), so
+data) leave it unchanged. ``sustained_drop``, ``area_loss`` and ``interval_loss`` already
+integrate over days (CUSUMs, a test over the days since the onset), so
 their own noisy-OR counts at once: the alert's score is the larger of the
-two, and a large bypass is a case on its first full day instead of
+two (smoothed, integrated), and a large bypass is a case on its first full day instead of
 waiting out a second smoothing. The evidence lists every signal's
 contribution ``w_s·c_s``.
 
-A rule of the consumption family. State per meter (7 B): ``theft_score``
+A rule of the consumption family. State per meter (15 B): ``theft_score``
 float32, ``theft_tamper_age`` and ``theft_phase_age`` uint8 (days since
 the last tamper / current- or voltage-loss event, 255 never),
-``theft_zero_tail`` uint8 (zero intervals the previous day ended with).
+``theft_zero_tail`` uint8 (zero intervals the previous day ended with),
+``theft_iloss_cusum`` float32 (the interval-loss CUSUM) and
+``theft_rough_mean`` float32 (the usual roughness, NaN until learnt).
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import ClassVar
 
 import numpy as np
 
+from services.detector.balance.interval_match import IntervalMatch, interval_match
 from services.detector.detectors.consumption import HOURS, DailyRule, DayContext
 from services.detector.findings import Finding, plain
 from services.detector.state import Arrays
@@ -82,10 +101,13 @@ from services.detector.thresholds import Thresholds
 __all__ = ["SIGNALS", "TheftScore"]
 
 #: The signals, in evidence order; each one's weight is ``[theft_suspected] w_<signal>``.
-SIGNALS = ("sustained_drop", "area_loss", "tamper", "phase", "reverse", "flattening", "decorrelation", "zero_window")
+SIGNALS = (
+    "sustained_drop", "area_loss", "interval_loss", "tamper", "phase", "reverse",
+    "flattening", "decorrelation", "roughness", "zero_window",
+)  # fmt: skip
 _NEVER = 255
 _PHASE_EVENTS = ("current_loss", "voltage_loss")
-_INTEGRATED = ("sustained_drop", "area_loss")
+_INTEGRATED = ("sustained_drop", "area_loss", "interval_loss")
 _MEASURABLE = 3.0  # a zero window's usual energy per interval, in register resolutions
 
 
@@ -100,6 +122,8 @@ class TheftScore(DailyRule):
             "theft_tamper_age": np.full(n_meters, _NEVER, np.uint8),
             "theft_phase_age": np.full(n_meters, _NEVER, np.uint8),
             "theft_zero_tail": np.zeros(n_meters, np.uint8),
+            "theft_iloss_cusum": np.zeros(n_meters, np.float32),
+            "theft_rough_mean": np.full(n_meters, np.nan, np.float32),
         }
 
     def on_day(self, ctx: DayContext, state: Arrays, th: Thresholds) -> list[Finding]:
@@ -160,6 +184,16 @@ def _signals(ctx: DayContext, state: Arrays, th: Thresholds) -> tuple[dict[str, 
     c["sustained_drop"] = np.where(volume_ok, drop, 0.0)
     lr_start = th.num(sec, "loss_lr_start")
     c["area_loss"] = np.where(volume_ok, ramp(lm.log_lr, lr_start, th.num(sec, "loss_lr_full")), 0.0)
+    # Reverse energy without generation: part of the load runs through the reverse register, which the
+    # interval loss does not see (the balance books it per day), so the forward readings are no test.
+    rev = ctx.reverse_kwh
+    reversed_ = (rev > th.num("reverse_energy", "min_kwh")) & ~archive.has_generation
+    held = state["theft_phase_age"] >= th.num(sec, "phase_event_hold_days")
+    im, iz, iloss = _interval_loss(ctx, state, th, ~stopped & held & ~reversed_)
+    # The two per-day volume tests that see no volume themselves count only on a clearly low day: an
+    # honest meter a few percent under its level, with a noisy test, is not a case.
+    low_day = ctx.adj_ratio <= 1.0 - th.num(sec, "low_day_pct") / 100.0
+    c["interval_loss"] = np.where(volume_ok & low_day, iloss, 0.0)
 
     age = state["theft_tamper_age"]
     c["tamper"] = np.where(age < _NEVER, 0.5 ** (age / th.num(sec, "tamper_half_life_days")), 0.0)
@@ -176,8 +210,6 @@ def _signals(ctx: DayContext, state: Arrays, th: Thresholds) -> tuple[dict[str, 
     )
     c["phase"] = np.where(_event_rows(ctx, _PHASE_EVENTS), 1.0, phase_c)
 
-    rev = ctx.reverse_kwh
-    reversed_ = (rev > th.num("reverse_energy", "min_kwh")) & ~archive.has_generation
     c["reverse"] = reversed_.astype(np.float64)
 
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -196,6 +228,20 @@ def _signals(ctx: DayContext, state: Arrays, th: Thresholds) -> tuple[dict[str, 
     corr_drop = ctx.corr_usual - ctx.corr_today
     c["decorrelation"] = shape_weight * ramp(corr_drop, th.num(sec, "decorr_drop_start"), th.num(sec, "decorr_drop_full"))
 
+    rough = _roughness(ctx, th)
+    rough_ratio = rough / state["theft_rough_mean"].astype(np.float64)
+    c["roughness"] = np.where(
+        volume_ok & low_day & ~archive.has_generation & ~reversed_ & ~np.isnan(ctx.base),
+        ramp(np.nan_to_num(rough_ratio), th.num(sec, "rough_ratio_start"), th.num(sec, "rough_ratio_full")),
+        0.0,
+    )
+    # Learn the usual roughness on ordinary days only (a drop, a rough day or a stopped meter teaches nothing).
+    usual_day = (ctx.adj_ratio > 1.0 - th.num("sustained_drop", "drop_pct") / 100.0) & (c["roughness"] == 0.0) & ~stopped
+    learn = usual_day & ~np.isnan(rough)
+    mean = state["theft_rough_mean"]
+    a = 2.0 / (th.num(sec, "rough_days") + 1.0)
+    mean[:] = np.where(learn, np.where(np.isnan(mean), rough, mean + a * (rough - mean)), mean)
+
     c["zero_window"] = (
         (zero_hours >= th.num(sec, "zero_window_hours"))
         & (zero_hours < 24.0)  # a whole day of zeros is zero_consumption or meter_stopped, not a window
@@ -212,8 +258,68 @@ def _signals(ctx: DayContext, state: Arrays, th: Thresholds) -> tuple[dict[str, 
         "cv_ratio": cv_ratio,
         "zero_hours": zero_hours,
         "tamper_age": age.astype(np.int64),
+        "interval_beta": im.beta,
+        "interval_z": iz,
+        "interval_cusum": state["theft_iloss_cusum"].astype(np.float64),
+        "rough_ratio": rough_ratio,
     }
     return c, raw
+
+
+def _roughness(ctx: DayContext, th: Thresholds) -> np.ndarray:
+    """[n] the day's robust interval-to-interval roughness: median |y_t − y_t−1| / median y_t (NaN: not judged).
+
+    Jokar h3 scales each reading by its own random factor: the readings jump
+    from interval to interval far more than the household's own load does,
+    while a genuine drop (or h1's one factor) scales the jumps with the
+    level. Medians, so one spike, a register reset's odd interval or a gap
+    does not move it; not judged where the typical interval is within a few
+    register resolutions of zero (an idle meter's rounding is not a jump).
+    """
+    energy = ctx.day.energy.astype(np.float64)
+    n, ipd = energy.shape
+    if ipd < 2 * HOURS:
+        return np.full(n, np.nan)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # rows without any value
+        level = np.nanmedian(energy, axis=1)
+        jumps = np.nanmedian(np.abs(np.diff(energy, axis=1)), axis=1)
+    enough = (~np.isnan(energy)).sum(axis=1) >= ipd // 2
+    measurable = level >= _MEASURABLE * th.num("pipeline", "register_resolution_kwh")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(enough & measurable, jumps / level, np.nan)
+
+
+def _interval_loss(
+    ctx: DayContext, state: Arrays, th: Thresholds, usable: np.ndarray
+) -> tuple[IntervalMatch, np.ndarray, np.ndarray]:
+    """Today's within-day loss test (``balance/interval_match.py``) folded into a one-sided CUSUM; c ∈ [0, 1].
+
+    Returns the test, each meter's z calibrated by the area's spread of z
+    today (``interval_min_meters``) and c. The CUSUM sums each day's z (capped at ``interval_z_cap``: one odd day
+    is never a case) less the allowance ``interval_cusum_k``; it moves only
+    on days the balance is computable and the meter ``usable`` (not stopped,
+    not within the hold after its own current/voltage-loss event), so a
+    metering fault neither builds nor drains it. ``c`` ramps from
+    ``interval_cusum_start`` to ``interval_cusum_full``, and only while
+    today's β (the share of the reading reappearing in the loss) is at
+    least ``interval_min_beta``: a statistically clear but tiny share is
+    a loss model's imprecision on a large meter, not theft.
+    """
+    sec, b = "theft_suspected", ctx.balance
+    n = ctx.n
+    if not b.computable or ctx.hourly is None or len(b.interval_loss_kwh) != ctx.day.intervals_per_day:
+        nan = np.full(n, np.nan)
+        return IntervalMatch(nan, nan.copy(), 0), np.zeros(n), np.zeros(n)
+    im = interval_match(ctx.day.energy, b.interval_loss_kwh, b.interval_supplied_kwh, th.count(sec, "interval_min_points"))
+    cusum = state["theft_iloss_cusum"]
+    judged = usable & ~np.isnan(im.beta) & ~np.isnan(ctx.kwh)
+    z = im.calibrated_z(th.count(sec, "interval_min_meters"))
+    step = np.minimum(z, th.num(sec, "interval_z_cap")) - th.num(sec, "interval_cusum_k")
+    cusum[:] = np.where(judged, np.maximum(cusum + step, 0.0), cusum)
+    big = np.nan_to_num(im.beta) >= th.num(sec, "interval_min_beta")
+    c = np.where(big, ramp(cusum.astype(np.float64), th.num(sec, "interval_cusum_start"), th.num(sec, "interval_cusum_full")), 0.0)
+    return im, z, c
 
 
 def _evidence(i: int, ctx: DayContext, c: dict[str, np.ndarray], raw: dict[str, np.ndarray]) -> dict[str, object]:
@@ -230,6 +336,12 @@ def _evidence(i: int, ctx: DayContext, c: dict[str, np.ndarray], raw: dict[str, 
             "coverage": plain(lm.coverage[i], 3),
             "log_likelihood_ratio": plain(lm.log_lr[i], 2),
         }
+    if c["interval_loss"][i] > 0:
+        out["interval_loss"] = {
+            "share_in_loss": plain(raw["interval_beta"][i], 3),
+            "z_today": plain(raw["interval_z"][i], 2),
+            "cusum": plain(raw["interval_cusum"][i], 2),
+        }
     if c["tamper"][i] > 0:
         out["tamper_days_ago"] = int(raw["tamper_age"][i])
     if c["phase"][i] > 0:
@@ -240,6 +352,8 @@ def _evidence(i: int, ctx: DayContext, c: dict[str, np.ndarray], raw: dict[str, 
         out["cv_ratio"] = plain(raw["cv_ratio"][i], 3)
     if c["decorrelation"][i] > 0:
         out["profile_corr"] = {"today": plain(ctx.corr_today[i], 3), "usual": plain(ctx.corr_usual[i], 3)}
+    if c["roughness"][i] > 0:
+        out["roughness_ratio"] = plain(raw["rough_ratio"][i], 3)
     if c["zero_window"][i] > 0:
         out["zero_window_hours"] = plain(raw["zero_hours"][i], 2)
     return out
