@@ -66,7 +66,7 @@ def register(subparsers: Any) -> None:
         p.add_argument(f"--{flag.replace('_', '-')}", type=float, help="fault rate (see simulators.scenario.FaultRates)")
     p.add_argument("--labels", type=Path, help="also write labels to this JSON-lines file")
     p.add_argument("--summary", type=Path, help="write the run's counts to this JSON file")
-    p.add_argument("--out-dir", type=Path, help="write archive.jsonl, raw.jsonl, labels.jsonl, readings.csv here")
+    p.add_argument("--out-dir", type=Path, help="write archive.jsonl, raw.jsonl, labels.jsonl, readings.csv, events.csv here")
     p.add_argument("--no-kafka", action="store_true", help="do not publish to Kafka")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: when stderr is a terminal)")

@@ -60,6 +60,7 @@ class Sink(Protocol):
     def label(self, key: str, value: bytes) -> None: ...
     def raw(self, key: str, value: bytes) -> None: ...
     def csv(self, text: str) -> None: ...
+    def events(self, text: str) -> None: ...  # like csv: called only when wants_csv
     def barrier(self) -> None: ...
 
 
@@ -317,7 +318,9 @@ class Simulation:
         summary.area_meter_readings += 1
         summary.not_delivered["malformed"] += sum(1 for mal in malformed if mal.replaces_reading)
         if sink.wants_csv:
-            sink.csv(msgs.csv_rows(k, ts, delivered))
+            sink.csv(msgs.csv_rows(k, delivered))
+            if events := msgs.csv_events(k):
+                sink.events(events)
         conflicts = [(m, factor) for m, kk, factor in msgs.day.conflicts if kk == k and msgs.day.delivered[m, k]]
 
         batch = _Batch(a, g, delay, wh=unit == "Wh")
@@ -336,6 +339,10 @@ class Simulation:
             item = msgs.item(k, m, unit)
             item["energy"] = round(item["energy"] * factor, 4)
             text = orjson.dumps(item).decode()
+            if sink.wants_csv:  # the re-sent values as ingest reads them (kWh; Wh / 1000 rounded as ingest does)
+                energy = float(item["energy"]) if unit == "kWh" else round(item["energy"] / 1000, 9)
+                if resent := msgs.csv_resent(k, m, energy):
+                    sink.csv(resent)
             if self.per_reading:
                 out = _Out(f.area_id, msgs.standalone("meter_reading", ts, text, unit), "meter_reading", items=1)
             else:

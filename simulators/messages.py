@@ -13,10 +13,24 @@ turned into JSON number text in one ``orjson.dumps`` call (C, shortest
 round-trip form), and a reading is one string template filled with those
 texts. The rare readings that need editing (malformed, conflicting
 re-sends) are parsed back from the same text, so there is one format.
+
+CSV export (``readings.csv``, ``events.csv``): one row per delivered
+reading with every column ingest normalises (``CSV_COLUMNS``), holding
+exactly the value ingest derives from the raw message: the same number
+texts (a value in ``Wh`` is the same float once ingest divides it by
+1000), empty where the message carries no such field (phases b and c of
+single-phase meters; ``register_rev`` until it moves; power factor,
+demand and ``register_rev`` of the area meter), and ``clock_offset_s`` =
+``meter_time − ts`` as whole seconds. Rows follow the same approach: at
+the first ``csv_rows`` call each column of the area-day becomes a list
+of texts (mostly the message texts themselves; runs without a file sink
+never build them), and an interval's rows are one ``",".join`` per
+reading over those columns zipped: no per-reading dict or float format.
 """
 
 from __future__ import annotations
 
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -25,7 +39,18 @@ import orjson
 from simulators.areaday import AreaDay
 from simulators.timegrid import iso
 
-__all__ = ["AreaDayMessages", "UNIT_DIVISOR", "number_texts"]
+__all__ = ["AreaDayMessages", "CSV_COLUMNS", "EVENTS_COLUMNS", "UNIT_DIVISOR", "number_texts"]
+
+CSV_COLUMNS: tuple[str, ...] = (
+    "meter_id", "area_id", "ts",
+    "energy_kwh", "register_fwd_kwh", "register_rev_kwh",
+    "voltage_a_v", "voltage_b_v", "voltage_c_v", "current_a_a", "current_b_a", "current_c_a",
+    "power_factor", "demand_kw", "clock_offset_s",
+)  # fmt: skip
+"""``readings.csv``'s columns: the reading's identity, then ``services.ingest.normalise.COLUMNS`` in order."""
+
+EVENTS_COLUMNS: tuple[str, ...] = ("meter_id", "at", "code", "ts")
+"""``events.csv``'s columns: a delivered reading's meter events, ``ts`` the interval end of that reading."""
 
 UNIT_DIVISOR = {"kWh": 1e4, "Wh": 10.0}
 """Energy and registers are integers in 1e-4 kWh; dividing by this gives the unit."""
@@ -42,7 +67,7 @@ class AreaDayMessages:
     __slots__ = (
         "day", "area_id", "meter_ids", "single", "size", "three", "slot3", "energy", "reg_fwd", "reg_rev", "has_rev",
         "va", "vb", "vc", "ia", "ib", "ic", "pf", "demand", "meter_time",
-        "area_energy", "area_reg", "area_v", "area_i",
+        "area_energy", "area_reg", "area_v", "area_i", "_csv", "_events",
     )
 
     def __init__(self, day: AreaDay) -> None:
@@ -73,6 +98,8 @@ class AreaDayMessages:
         self.area_reg = number_texts(day.area_reg_units / 1e4)
         self.area_v = np.round(day.area_voltage, 1).tolist()
         self.area_i = np.round(day.area_current, 3).tolist()
+        self._csv: list[list[str]] | None = None
+        self._events: dict[int, list[tuple[int, str]]] | None = None
 
     def delivered(self, k: int) -> list[int]:
         return np.flatnonzero(self.day.delivered[:, k]).tolist()
@@ -145,12 +172,76 @@ class AreaDayMessages:
         """The same message as a dict, for malformed variants to break."""
         return orjson.loads(self.standalone(kind, ts, orjson.dumps(item).decode(), unit))
 
-    def csv_rows(self, k: int, ts: str, meters: list[int]) -> str:
-        """``meter_id,area_id,ts,energy_kwh,register_fwd_kwh,voltage_a_v,current_a_a`` rows, area meter last."""
-        base = k * self.size
-        e, r, v, c = self.energy, self.reg_fwd, self.va, self.ia
-        ids, aid = self.meter_ids, self.area_id
-        rows = [f"{ids[m]},{aid},{ts},{e[base + m]},{r[base + m]},{v[base + m]},{c[base + m]}\n" for m in meters]
+    def _csv_columns(self) -> list[list[str]]:
+        """Each CSV column's texts in (interval, meter) order, index ``k * M + m``, as the kWh upload carries them.
+
+        Mostly references to the message texts: rows are joined per interval, so a day holds no second copy.
+        """
+        d, size, points = self.day, self.size, self.day.points
+        n = size * points
+        stamps = d.epoch0 + np.arange(points, dtype=np.int64) * d.interval_s
+        # meter_time (whole seconds, the same conversion as its texts) minus the message's ts, as ingest computes it;
+        # few distinct values, so each is formatted once.
+        meter_time = (stamps[:, None] + d.clock_offset_s.T).astype("datetime64[s]").astype(np.int64)
+        offsets, which = np.unique(meter_time - stamps[:, None], return_inverse=True)
+        offset = np.array(number_texts(offsets.astype(np.float64)), dtype=object)[which.ravel()].tolist()
+        three = np.flatnonzero(d.fleet.phases == 3)
+        at3 = (np.arange(points)[:, None] * size + three[None, :]).ravel()
+
+        def spread(texts: list[str]) -> list[str]:  # three-phase meters' texts into (k, m) order, "" elsewhere
+            out = np.full(n, "", dtype=object)
+            out[at3] = texts
+            return out.tolist()
+
+        rev = [""] * n
+        for i in np.flatnonzero(d.reg_rev_units.T.ravel() > 0).tolist():  # has_rev: the message carries register_rev
+            rev[i] = self.reg_rev[i]
+        heads = [f"{m},{self.area_id}" for m in self.meter_ids] * points
+        ts = list(chain.from_iterable([iso(int(t))] * size for t in stamps))
+        return [
+            heads, ts, self.energy, self.reg_fwd, rev, self.va, spread(self.vb), spread(self.vc),
+            self.ia, spread(self.ib), spread(self.ic), self.pf, self.demand, offset,
+        ]  # fmt: skip
+
+    def csv_rows(self, k: int, meters: list[int]) -> str:
+        """``readings.csv`` rows (``CSV_COLUMNS``) of ``meters`` at interval ``k``, area meter last."""
+        columns = self._csv
+        if columns is None:
+            columns = self._csv = self._csv_columns()
+        base, end = k * self.size, (k + 1) * self.size
+        rows = list(map(",".join, zip(*[c[base:end] for c in columns])))
+        if len(meters) != self.size:
+            rows = [rows[m] for m in meters]
         av, ai = self.area_v[k], self.area_i[k]
-        rows.append(f"{self.day.fleet.area_meter_id},{aid},{ts},{self.area_energy[k]},{self.area_reg[k]},{av[0]},{ai[0]}\n")
-        return "".join(rows)
+        rows.append(
+            f"{self.day.fleet.area_meter_id},{self.area_id},{iso(self.day.ts_epoch(k))},{self.area_energy[k]},"
+            f"{self.area_reg[k]},,{av[0]},{av[1]},{av[2]},{ai[0]},{ai[1]},{ai[2]},,,0.0\n"
+        )
+        return "\n".join(rows)
+
+    def csv_resent(self, k: int, m: int, energy_kwh: float) -> str:
+        """The row of a re-send of meter ``m`` at ``k`` with another energy (kWh, as ingest has it); "" if it is the same.
+
+        Ingest drops a re-send that equals the reading (an energy of 0 stays 0 whatever the factor), so the export does too.
+        """
+        if self._csv is None:
+            self._csv = self._csv_columns()
+        i = k * self.size + m
+        cells = [c[i] for c in self._csv]
+        if float(cells[2]) == energy_kwh:  # heads holds meter_id and area_id: energy is the third text
+            return ""
+        cells[2] = repr(energy_kwh)
+        return ",".join(cells) + "\n"
+
+    def csv_events(self, k: int) -> str:
+        """``events.csv`` rows (``EVENTS_COLUMNS``) of the readings delivered at interval ``k``."""
+        if self._events is None:
+            self._events = {}
+            for (m, kk), evs in sorted(self.day.events.items()):
+                for ev in evs:
+                    self._events.setdefault(kk, []).append((m, f"{ev['at']},{ev['code']}"))
+        here = self._events.get(k)
+        if not here:
+            return ""
+        ts, ids, delivered = iso(self.day.ts_epoch(k)), self.meter_ids, self.day.delivered
+        return "".join(f"{ids[m]},{text},{ts}\n" for m, text in here if delivered[m, k])

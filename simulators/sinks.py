@@ -7,10 +7,18 @@ short linger. Every send's failure is counted; ``close`` flushes and
 returns the count so the command exits non-zero instead of losing data.
 
 Files (``--out-dir``): ``archive.jsonl``, ``raw.jsonl`` (message values,
-one per line, in delivery order), ``labels.jsonl`` and ``readings.csv``
-(``meter_id,area_id,ts,energy_kwh,register_fwd_kwh,voltage_a_v,current_a_a``:
-every valid reading once, in kWh, in generation order, area meter rows
-included with the area meter's id), for backtests without Kafka. Files
+one per line, in delivery order), ``labels.jsonl``, ``readings.csv`` and
+``events.csv``, for backtests without Kafka (``amiwatch backtest
+--readings readings.csv --events events.csv --archive archive.jsonl``
+gives the stream's alerts). ``readings.csv`` (``CSV_HEADER``: meter_id,
+area_id, ts, then every column ingest normalises, in
+``services.ingest.normalise.COLUMNS`` order) holds every valid reading
+once, with exactly the values ingest derives from its raw message (kWh;
+empty where the message has no such field), in generation order, area
+meter rows included with the area meter's id; a conflicting re-send is
+a second row of the same meter and ts with the re-sent values, as a
+head-end export with duplicates holds it. ``events.csv`` (``EVENTS_HEADER``)
+lists the meter events of the delivered readings. Files
 are written by a background thread in multi-megabyte chunks: the
 standard scenario writes ~8 GB, and a write that waits for the disk
 would otherwise stall generation (the write releases the GIL).
@@ -28,10 +36,12 @@ from kafka.codec import has_lz4
 
 from amiwatch.kafka.clients import sync_producer
 from amiwatch.settings import Settings
+from simulators.messages import CSV_COLUMNS, EVENTS_COLUMNS
 
-__all__ = ["KafkaSink", "FileSink", "LabelFileSink", "MultiSink", "CSV_HEADER"]
+__all__ = ["KafkaSink", "FileSink", "LabelFileSink", "MultiSink", "CSV_HEADER", "EVENTS_HEADER"]
 
-CSV_HEADER = "meter_id,area_id,ts,energy_kwh,register_fwd_kwh,voltage_a_v,current_a_a\n"
+CSV_HEADER = ",".join(CSV_COLUMNS) + "\n"
+EVENTS_HEADER = ",".join(EVENTS_COLUMNS) + "\n"
 _CHUNK = 8 << 20
 
 
@@ -70,6 +80,9 @@ class KafkaSink:
         self._send(self.topics.raw, key, value)
 
     def csv(self, text: str) -> None:
+        raise NotImplementedError("Kafka takes no CSV")
+
+    def events(self, text: str) -> None:
         raise NotImplementedError("Kafka takes no CSV")
 
     def barrier(self) -> None:
@@ -147,6 +160,9 @@ class LabelFileSink:
     def csv(self, text: str) -> None:
         pass
 
+    def events(self, text: str) -> None:
+        pass
+
     def barrier(self) -> None:
         pass
 
@@ -166,6 +182,8 @@ class FileSink(LabelFileSink):
         self._raw = _ChunkedFile(out_dir / "raw.jsonl")
         self._csv = _ChunkedFile(out_dir / "readings.csv")
         self._csv.write(CSV_HEADER.encode())
+        self._events = _ChunkedFile(out_dir / "events.csv")
+        self._events.write(EVENTS_HEADER.encode())
 
     def archive(self, key: str, value: bytes) -> None:
         self._archive.write(value + b"\n")
@@ -176,8 +194,11 @@ class FileSink(LabelFileSink):
     def csv(self, text: str) -> None:
         self._csv.write(text.encode())
 
+    def events(self, text: str) -> None:
+        self._events.write(text.encode())
+
     def close(self) -> int:
-        for stream in (self._archive, self._raw, self._csv):
+        for stream in (self._archive, self._raw, self._csv, self._events):
             stream.close()
         return super().close()
 
@@ -205,6 +226,10 @@ class MultiSink:
     def csv(self, text: str) -> None:
         for s in self._csv_sinks:
             s.csv(text)
+
+    def events(self, text: str) -> None:
+        for s in self._csv_sinks:
+            s.events(text)
 
     def barrier(self) -> None:
         for s in self.sinks:

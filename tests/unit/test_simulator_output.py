@@ -76,7 +76,7 @@ def test_same_seed_same_bytes_and_another_seed_differs(run: Path, tmp_path: Path
     code = "import sys, pathlib; from tests.unit.test_simulator_output import _simulate; _simulate(pathlib.Path(sys.argv[1]))"
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
     subprocess.run([sys.executable, "-c", code, str(again)], env=env, cwd=REPO_ROOT, check=True, timeout=120)
-    for name in ("raw.jsonl", "labels.jsonl", "archive.jsonl", "readings.csv"):
+    for name in ("raw.jsonl", "labels.jsonl", "archive.jsonl", "readings.csv", "events.csv"):
         assert (run / name).read_bytes() == (again / name).read_bytes(), name
     assert (run / "labels.jsonl").read_bytes() == (run / "labels-copy.jsonl").read_bytes()
     other = _simulate(tmp_path / "c", seed=8)

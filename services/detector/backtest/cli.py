@@ -4,7 +4,7 @@ Examples::
 
     amiwatch simulate --scenario small --no-kafka --out-dir /tmp/small
     amiwatch backtest --readings /tmp/small/readings.csv --archive /tmp/small/archive.jsonl \\
-        --alerts /tmp/small/alerts.jsonl --scores /tmp/small/scores.csv
+        --events /tmp/small/events.csv --alerts /tmp/small/alerts.jsonl --scores /tmp/small/scores.csv
     amiwatch backtest --readings export.csv --col-meter mp_id --col-ts read_time --col-energy kwh \\
         --area-meters transformers.csv --granularity 15 --alerts alerts.csv
 
