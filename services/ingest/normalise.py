@@ -124,6 +124,13 @@ def align(t: float, interval_minutes: int) -> int:
     return int(end)
 
 
+def _phases(values: dict[str, float] | None) -> tuple[float | None, float | None, float | None]:
+    if values is None:
+        return (None, None, None)
+    a, b, c = values.get("a"), values.get("b"), values.get("c")
+    return (None if a is None else float(a), None if b is None else float(b), None if c is None else float(c))
+
+
 def _date(field: str, text: str) -> float:
     try:
         return parse_time(text)
@@ -163,21 +170,8 @@ def normalise(
         fwd = None if fwd is None else float(fwd)
         rev = None if rev is None else float(rev)
     power_factor, demand, meter_time = get("power_factor"), get("demand_kw"), get("meter_time")
-    voltage, current = get("voltage"), get("current")
-    if voltage is None:
-        va = vb = vc = None
-    else:
-        va, vb, vc = voltage.get("a"), voltage.get("b"), voltage.get("c")
-        va = None if va is None else float(va)
-        vb = None if vb is None else float(vb)
-        vc = None if vc is None else float(vc)
-    if current is None:
-        ca = cb = cc = None
-    else:
-        ca, cb, cc = current.get("a"), current.get("b"), current.get("c")
-        ca = None if ca is None else float(ca)
-        cb = None if cb is None else float(cb)
-        cc = None if cc is None else float(cc)
+    va, vb, vc = _phases(get("voltage"))
+    ca, cb, cc = _phases(get("current"))
     values = (
         energy,
         fwd,

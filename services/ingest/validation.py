@@ -245,6 +245,20 @@ def _reject_standalone(obj: dict[str, Any], kind: str, reason: str, message: str
     return Parsed(kind, rejections=[Rejection(reason, message, meter_id=meter_id, area_id=area_id)])
 
 
+def _standalone_reading(obj: dict[str, Any], kind: str, stamp: float, ts: int, interval: int) -> Reading:
+    """The reading of a schema-valid single-reading message whose ``ts`` is ``stamp``, aligned to ``ts``."""
+    return normalise(
+        obj,
+        area_id=obj["area_id"],
+        ts=ts,
+        stamp=stamp,
+        interval_minutes=interval,
+        unit=obj.get("unit", "kWh"),
+        is_area_meter=kind == "area_meter_reading",
+        index=None,
+    )
+
+
 def _standalone(obj: dict[str, Any], kind: str, may_be_nonfinite: bool) -> Parsed:
     if may_be_nonfinite and _nonfinite(obj):
         return _reject_standalone(obj, kind, "nan", "a number is NaN or infinite")
@@ -255,16 +269,7 @@ def _standalone(obj: dict[str, Any], kind: str, may_be_nonfinite: bool) -> Parse
     interval = int(obj["interval_minutes"])
     try:
         stamp, ts = _stamp(obj["ts"], interval, "ts")
-        reading = normalise(
-            obj,
-            area_id=obj["area_id"],
-            ts=ts,
-            stamp=stamp,
-            interval_minutes=interval,
-            unit=obj.get("unit", "kWh"),
-            is_area_meter=kind == "area_meter_reading",
-            index=None,
-        )
+        reading = _standalone_reading(obj, kind, stamp, ts, interval)
     except _Invalid as bad:
         return _reject_standalone(obj, kind, bad.reason, bad.message)
     except ValueError as bad:  # a calendar-invalid meter_time or event time
@@ -423,15 +428,6 @@ def valid_standalone(value: bytes | None) -> tuple[str, Reading] | None:
     interval = obj["interval_minutes"]  # an int: the fast path vouched for it
     try:
         stamp, ts = _aligned(obj["ts"], interval)
-        return kind, normalise(
-            obj,
-            area_id=obj["area_id"],
-            ts=ts,
-            stamp=stamp,
-            interval_minutes=interval,
-            unit=obj.get("unit", "kWh"),
-            is_area_meter=kind == "area_meter_reading",
-            index=None,
-        )
+        return kind, _standalone_reading(obj, kind, stamp, ts, interval)
     except ValueError:  # misaligned, or a calendar-invalid date: validate() words the rejection
         return None

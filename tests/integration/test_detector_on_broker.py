@@ -524,14 +524,26 @@ def test_two_workers_share_partitions_and_hand_over_state(kafka_bootstrap, kafka
 # starts after them, exactly as after the loss, and the detector must still apply every frame in order.
 
 
-def test_frames_skipped_before_the_first_delivered_are_applied_first(kafka_bootstrap, kafka_topics, workers, feed):
-    archives, frames, truth = feed
-    group = f"{kafka_topics.prefix}detector"
+def _written(kafka_bootstrap, kafka_topics, archives, frames, producer_id: str) -> tuple[str, dict[int, int]]:
+    """The detector's group and the frames topic's end offsets, once the archives and frames are written."""
     produce_archives(kafka_bootstrap, kafka_topics.archive, archives)
-    producer = FrameProducer(kafka_bootstrap, kafka_topics.frames, "gap")
+    producer = FrameProducer(kafka_bootstrap, kafka_topics.frames, producer_id)
     producer.send(frames)
     producer.close()
-    ends = end_offsets(kafka_bootstrap, kafka_topics.frames)
+    return f"{kafka_topics.prefix}detector", end_offsets(kafka_bootstrap, kafka_topics.frames)
+
+
+def _assert_stopped_with_every_alert(worker, out, truth) -> None:
+    """The worker stops cleanly, having published exactly the replay's alerts, each opened once."""
+    assert worker.stop() == 0, worker.log_tail()
+    out.poll()
+    assert multiset(out.records) == multiset(truth.alerts)
+    assert_opened_once(out.records)
+
+
+def test_frames_skipped_before_the_first_delivered_are_applied_first(kafka_bootstrap, kafka_topics, workers, feed):
+    archives, frames, truth = feed
+    group, ends = _written(kafka_bootstrap, kafka_topics, archives, frames, "gap")
     cut = {p: end // 2 for p, end in ends.items()}
     commit_group_offsets(kafka_bootstrap, group, kafka_topics.frames, cut)
     frames_in = Records(kafka_bootstrap, kafka_topics.frames)
@@ -550,22 +562,14 @@ def test_frames_skipped_before_the_first_delivered_are_applied_first(kafka_boots
         if all(committed[p] >= end - 1 for p, end in ends.items()):
             break
         time.sleep(0.5)
-    assert worker.stop() == 0, worker.log_tail()
-    out.poll()
-    assert multiset(out.records) == multiset(truth.alerts)
-    assert_opened_once(out.records)
+    _assert_stopped_with_every_alert(worker, out, truth)
     assert found == len(skipped) == TEST_PARTITIONS, worker.log_tail()  # one run of skipped frames each
     assert all(committed[p] >= end - 1 for p, end in ends.items()), (committed, ends)
 
 
 def test_frames_lost_at_a_partitions_end_are_read_again(kafka_bootstrap, kafka_topics, workers, feed):
     archives, frames, truth = feed
-    group = f"{kafka_topics.prefix}detector"
-    produce_archives(kafka_bootstrap, kafka_topics.archive, archives)
-    producer = FrameProducer(kafka_bootstrap, kafka_topics.frames, "tail")
-    producer.send(frames)
-    producer.close()
-    ends = end_offsets(kafka_bootstrap, kafka_topics.frames)
+    group, ends = _written(kafka_bootstrap, kafka_topics, archives, frames, "tail")
     commit_group_offsets(kafka_bootstrap, group, kafka_topics.frames, ends)
 
     worker = workers("w1", AMIWATCH_DETECTOR_TAIL_CHECK_S="1")
@@ -573,8 +577,5 @@ def test_frames_lost_at_a_partitions_end_are_read_again(kafka_bootstrap, kafka_t
     out.wait_for(lambda r: len(r) >= len(truth.alerts), [worker], "every alert, though Faust starts at the end")
     wait_state(kafka_bootstrap, kafka_topics, truth.states, [worker])
     found = worker.metric('amiwatch_detector_lost_frames_found_total{found_by="tail"}')
-    assert worker.stop() == 0, worker.log_tail()
-    out.poll()
-    assert multiset(out.records) == multiset(truth.alerts)
-    assert_opened_once(out.records)
+    _assert_stopped_with_every_alert(worker, out, truth)
     assert found == TEST_PARTITIONS, worker.log_tail()  # each partition sent back once
