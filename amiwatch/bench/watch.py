@@ -67,14 +67,23 @@ def sustained_rate(seen: list[Seen], counter: str, scale: float = 1.0) -> dict[s
 
     The start is the last sample at which the counter was still 0: the
     services were up and about to work, so start-up is excluded and the
-    error is at most one sampling interval. The counter need not be the
+    error is at most one sampling interval. If the counter had already moved
+    at the first sample (the service began before its ``/metrics`` answered),
+    the rate is what it counted from that sample on. The counter need not be the
     last to finish: the pipeline counts ingest's readings but is done only
     when the alerts are in the store.
     """
     start = next((i for i, s in enumerate(seen) if s.values.get(counter, 0) > 0), None)
-    if start is None or start == 0:
-        raise BenchError(f"{counter}: {'never moved' if start is None else 'done at the first sample'}, no rate")
-    first, last = seen[start - 1], seen[-1]
-    amount = last.values[counter] * scale
+    if start is None:
+        raise BenchError(f"{counter}: never moved, no rate")
+    last = seen[-1]
+    if start > 0:
+        first, counted = seen[start - 1], last.values[counter]
+    elif len(seen) > 1:
+        # The service was already working when its /metrics first answered: count from that sample on.
+        first, counted = seen[0], last.values[counter] - seen[0].values[counter]
+    else:
+        raise BenchError(f"{counter}: done at the first sample, no rate (a larger fleet gives the watch time to sample)")
+    amount = counted * scale
     seconds = last.t - first.t
     return {"per_s": amount / seconds, "seconds": seconds, "amount": amount}
