@@ -31,7 +31,10 @@ it is there, the area meter reported it and at least ``[area_balance]
 min_coverage_pct`` of the active meters did: a window the stream has not
 delivered whole is never judged (late corrections complete a window that
 is then judged at a later hour). A 24-hour window is as long as a day, so
-its noise is a day's; the daily judgement stays (with the attribution).
+its noise is a day's; the daily judgement stays (with the attribution),
+and after a day judged high the hourly one pauses until a day is not: the
+alert's evidence is the latest finding's, and the day's carries the
+attribution an hourly finding would replace every hour.
 
 A rule of the consumption family (it needs the meters' deficits and the
 area's series side by side); its state is area-level only: the loss
@@ -80,6 +83,7 @@ class AreaLoss(DailyRule):
             "area_hl_consumed": np.zeros((1, _RING), np.float32),  # reported energy (+ reverse without generation)
             "area_hl_fill": np.zeros((1, _RING), np.float32),  # usual energy of the active meters that have not reported
             "area_hl_count": np.zeros((1, _RING), np.uint16),  # active meters that reported
+            "area_hl_day_high": np.zeros(1, np.uint8),  # 1 while the last judged day was high (see on_frame)
         }
 
     def on_frame(self, view: IntervalView, archive: AreaArchive, state: Arrays, th: Thresholds) -> list[Finding]:
@@ -109,7 +113,9 @@ class AreaLoss(DailyRule):
         r["count"][slot] = min(int(r["count"][slot]) + int(counted.sum()), _IDS - 1)
         if np.isnan(r["supplied"][slot]) and not np.isnan(view.area_energy_kwh):
             r["supplied"][slot] = view.area_energy_kwh
-        if view.late or ts % 3600:
+        if view.late or ts % 3600 or state["area_hl_day_high"][0]:
+            # After a high day the daily judgement speaks for the area (with the attribution, which an
+            # hourly finding would otherwise replace as the alert's latest evidence every hour).
             return []
         return _trailing_day(ts, interval_s, ipd, archive, r, th)
 
@@ -118,6 +124,7 @@ class AreaLoss(DailyRule):
         if archive.area_meter_id is None or not ctx.day.complete:
             return []
         limits = loss_limits(archive, th)
+        state["area_hl_day_high"][0] = b.status == "high"
         shown: dict[str, Any] = {
             "supplied_kwh": plain(b.supplied_kwh, 3),
             "consumed_kwh": plain(b.consumed_kwh, 3),
