@@ -501,6 +501,23 @@ def test_a_spike_the_meters_current_confirms_is_load_not_an_implausible_interval
         assert ev["highest_kwh"] == 2.0 and ev["instantaneous_kwh"] == pytest.approx(0.3, rel=1e-3)
 
 
+@pytest.mark.parametrize("backed", [False, True])
+def test_a_peak_just_at_the_tolerance_that_the_current_carries_is_load(backed: bool) -> None:
+    """The top interval is 2.525 × the third-highest; the current implies 0.998 kWh of its 1.01, a hair under 2.5 ×."""
+    feed = AreaFeed(make_archive(1), detectors=(IntervalSpike(),))
+    rng = np.random.default_rng(6)
+    for d in range(10):
+        energy = 0.1 + 0.05 * rng.random(96)
+        energy[[70, 71]] = 0.4
+        energy[76] = 0.3 if d < 9 else 1.01
+        for k in range(96):
+            kwh = 0.998 if (d == 9 and k == 76 and backed) else (0.3 if d == 9 and k == 76 else energy[k])
+            feed.push(T0 + d * DAY_S + (k + 1) * 900, energy_kwh=energy[k], voltage_a_v=220.0,
+                      current_a_a=kwh * 4 * 1000 / 220, power_factor=1.0)
+    feed.flush()
+    assert len(feed.opened("interval_spike")) == (0 if backed else 1)
+
+
 def test_low_power_factor_uses_the_customer_class_limits() -> None:
     archive = make_archive(
         [

@@ -15,8 +15,10 @@ register lump is never booked into one interval, so gaps cannot fire it.
 A spike the meter's own instantaneous values confirm is consumption, not an
 implausible interval: when the energy that the interval's phase voltages,
 currents and power factor imply (Σ V·I·pf × interval × multiplier) is itself
-above the day's third-highest by more than the tolerance, the load really
-rose (a heater, a kettle, a pump) and nothing fires. A reported interval that
+above the day's third-highest by more than the tolerance, or accounts for
+the reported interval within ``instantaneous_match_pct`` (a real peak just
+at the tolerance, whose V·I·pf falls a rounding short of it), the load
+really rose (a heater, a kettle, a pump) and nothing fires. A reported interval that
 the current does not back (a corrupted value, a register glitch) still fires;
 so does one without instantaneous values.
 
@@ -96,7 +98,7 @@ class IntervalSpike(Detector):
         return []
 
     def _confirmed(
-        self, day: DayView, first: np.ndarray, third: np.ndarray, over: float, state: Arrays
+        self, day: DayView, first: np.ndarray, third: np.ndarray, over: float, state: Arrays, th: Thresholds
     ) -> tuple[np.ndarray, np.ndarray]:
         """Per meter: whether the day's highest interval is backed by its own instantaneous values (real load),
         and the energy they imply for it (NaN: unknown)."""
@@ -104,8 +106,9 @@ class IntervalSpike(Detector):
         row = day_no % 2
         same = (state["top_day"][:, row] == day_no) & np.isclose(state["top_kwh"][:, row], first, rtol=1e-5)
         vi = np.where(same, state["top_vi_kwh"][:, row].astype(np.float64), np.nan)
+        match = th.num(self.name, "instantaneous_match_pct") / 100.0
         with np.errstate(invalid="ignore"):
-            return same & (vi > third * (1.0 + over)), vi
+            return same & ((vi > third * (1.0 + over)) | (vi >= first * (1.0 - match))), vi
 
     def on_day(self, day: DayView, archive: AreaArchive, state: Arrays, th: Thresholds) -> list[Finding]:
         sec = self.name
@@ -125,7 +128,7 @@ class IntervalSpike(Detector):
             & (first > peak * (1.0 + th.num(sec, "over_peak_history_pct") / 100.0))
             & (first >= th.num(sec, "min_interval_kwh"))
         )
-        confirmed, vi = self._confirmed(day, first, third, over, state)
+        confirmed, vi = self._confirmed(day, first, third, over, state, th)
         hit = over_rule & ~confirmed
         # Learn today's peak unless it is the spike: decay the record, keep the larger.
         decay = 0.5 ** (1.0 / th.num(sec, "peak_half_life_days"))
