@@ -59,8 +59,10 @@ def _verdict(
 def admit_one(reading: Reading, archive: ArchiveView, newest: int | None, now: float) -> Rejection | None:
     """What :func:`admit` says of a single-reading message's valid reading: None (accepted) or its rejection."""
     verdict = _verdict(reading, archive, newest, now, ts=True, area=True)
-    if verdict is None:
-        return None
+    return None if verdict is None else _rejection(reading, verdict)
+
+
+def _rejection(reading: Reading, verdict: tuple[str, str]) -> Rejection:
     return Rejection(verdict[0], verdict[1], index=reading.index, meter_id=reading.meter_id, area_id=reading.area_id)
 
 
@@ -68,9 +70,6 @@ def admit(
     parsed: Parsed, archive: ArchiveView, newest: int | None, now: float
 ) -> tuple[list[Reading], list[Rejection]]:
     """(accepted readings, rejections) of a validated message; ``parsed.rejections`` come first."""
-    if parsed.envelope is None and not parsed.rejections and len(parsed.readings) == 1:
-        rejection = admit_one(parsed.readings[0], archive, newest, now)
-        return ([], [rejection]) if rejection is not None else ([parsed.readings[0]], [])
     rejections = list(parsed.rejections)
     if parsed.envelope is not None:
         area_id, ts = parsed.envelope
@@ -87,13 +86,5 @@ def admit(
         if verdict is None:
             accepted.append(reading)
             continue
-        rejections.append(
-            Rejection(
-                verdict[0],
-                verdict[1],
-                index=reading.index,
-                meter_id=reading.meter_id,
-                area_id=reading.area_id,
-            )
-        )
+        rejections.append(_rejection(reading, verdict))
     return accepted, rejections

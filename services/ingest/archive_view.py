@@ -50,11 +50,12 @@ class AreaArchive:
         """Active customer meters that did not report, sorted."""
         return sorted(self.active.difference(reported))
 
-    def complete(self, reported: dict[str, Any], area_meter_reported: bool) -> bool:
-        """Every active customer meter (and the area meter, if the archive has one) reported."""
+    def complete(self, active_reported: int, area_meter_reported: bool) -> bool:
+        """Every active customer meter (``active_reported`` of :attr:`active` did) and the area meter, if the
+        archive has one, reported."""
         if self.area_meter_id is not None and not area_meter_reported:
             return False
-        return len(reported) >= len(self.active) and self.active.issubset(reported)
+        return active_reported == len(self.active)
 
 
 def _area(record: Any) -> AreaArchive | None:

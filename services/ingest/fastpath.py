@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["certainly_valid_reading", "certainly_valid_standalone", "certainly_valid_envelope"]
@@ -81,12 +82,9 @@ def _unit(value: Any) -> bool:
     return type(value) is str and value in _UNITS
 
 
-_INF = math.inf
-
-
 def _non_negative(value: Any) -> bool:
     # type() excludes bool; NaN and infinity fail here and are rejected as `nan` later.
-    return (type(value) is float and 0 <= value < _INF) or (type(value) is int and value >= 0)
+    return (type(value) is float and 0 <= value < math.inf) or (type(value) is int and value >= 0)
 
 
 def _fraction(value: Any) -> bool:
@@ -94,12 +92,9 @@ def _fraction(value: Any) -> bool:
 
 
 def _phases(value: Any) -> bool:
-    if type(value) is not dict or not value or not value.keys() <= _PHASES:
-        return False
-    for v in value.values():
-        if not ((type(v) is float and 0 <= v < _INF) or (type(v) is int and v >= 0)):
-            return False
-    return True
+    return (
+        type(value) is dict and len(value) > 0 and value.keys() <= _PHASES and all(map(_non_negative, value.values()))
+    )
 
 
 def _events(value: Any) -> bool:
@@ -114,99 +109,43 @@ def _events(value: Any) -> bool:
     return True
 
 
-_READING_KEYS = frozenset(
-    {
-        "meter_id",
-        "area_id",
-        "ts",
-        "interval_minutes",
-        "unit",
-        "energy",
-        "register_fwd",
-        "register_rev",
-        "voltage",
-        "current",
-        "power_factor",
-        "demand_kw",
-        "meter_time",
-        "events",
-    }
-)
-"""``reading_fields``' properties; no other key may appear (unevaluatedProperties)."""
-
-_STANDALONE_KEYS = _READING_KEYS | {"kind"}  # the caller compares kind itself
-
-_ABSENT: Any = object()
+def _any(value: Any) -> bool:
+    return True
 
 
-def _fields(obj: dict[str, Any]) -> bool:
-    """The rule of every ``reading_fields`` property present in ``obj`` holds, meter_id is there,
-    and energy or register_fwd is (the keys are already known to be allowed).
+_READING_FIELDS: dict[str, Callable[[Any], bool]] = {
+    "meter_id": _id,
+    "area_id": _id,
+    "ts": _timestamp,
+    "interval_minutes": _interval,
+    "unit": _unit,
+    "energy": _non_negative,
+    "register_fwd": _non_negative,
+    "register_rev": _non_negative,
+    "voltage": _phases,
+    "current": _phases,
+    "power_factor": _fraction,
+    "demand_kw": _non_negative,
+    "meter_time": _timestamp,
+    "events": _events,
+}
+"""``reading_fields``' properties and their rules; no other key may appear (unevaluatedProperties)."""
 
-    Written out field by field, not as a table of rules: this runs once per reading.
-    """
-    get = obj.get
-    value = get("meter_id", _ABSENT)
-    if type(value) is not str or (value not in _known_ids and not _learn(_known_ids, _ID, value)):
-        return False
-    energy = get("energy", _ABSENT)
-    fwd = get("register_fwd", _ABSENT)
-    if energy is _ABSENT:
-        if fwd is _ABSENT:
+_STANDALONE_FIELDS = {**_READING_FIELDS, "kind": _any}  # the caller compares kind itself
+
+
+def _fields(obj: dict[str, Any], rules: dict[str, Callable[[Any], bool]]) -> bool:
+    """Every key has a rule and passes it, meter_id is there, and energy or register_fwd is."""
+    for key, value in obj.items():
+        rule = rules.get(key)
+        if rule is None or not rule(value):
             return False
-    elif not ((type(energy) is float and 0 <= energy < _INF) or (type(energy) is int and energy >= 0)):
-        return False
-    if fwd is not _ABSENT and not ((type(fwd) is float and 0 <= fwd < _INF) or (type(fwd) is int and fwd >= 0)):
-        return False
-    value = get("register_rev", _ABSENT)
-    if value is not _ABSENT and not (
-        (type(value) is float and 0 <= value < _INF) or (type(value) is int and value >= 0)
-    ):
-        return False
-    value = get("demand_kw", _ABSENT)
-    if value is not _ABSENT and not (
-        (type(value) is float and 0 <= value < _INF) or (type(value) is int and value >= 0)
-    ):
-        return False
-    value = get("power_factor", _ABSENT)
-    if value is not _ABSENT and not ((type(value) is float or type(value) is int) and 0 <= value <= 1):
-        return False
-    value = get("area_id", _ABSENT)
-    if value is not _ABSENT and (
-        type(value) is not str or (value not in _known_ids and not _learn(_known_ids, _ID, value))
-    ):
-        return False
-    value = get("ts", _ABSENT)
-    if value is not _ABSENT and (
-        type(value) is not str
-        or (value not in _known_timestamps and not _learn(_known_timestamps, _TIMESTAMP, value))
-    ):
-        return False
-    value = get("meter_time", _ABSENT)
-    if value is not _ABSENT and (
-        type(value) is not str
-        or (value not in _known_timestamps and not _learn(_known_timestamps, _TIMESTAMP, value))
-    ):
-        return False
-    value = get("interval_minutes", _ABSENT)
-    if value is not _ABSENT and not (type(value) is int and value in _INTERVALS):
-        return False
-    value = get("unit", _ABSENT)
-    if value is not _ABSENT and not (type(value) is str and value in _UNITS):
-        return False
-    value = get("voltage", _ABSENT)
-    if value is not _ABSENT and not _phases(value):
-        return False
-    value = get("current", _ABSENT)
-    if value is not _ABSENT and not _phases(value):
-        return False
-    value = get("events", _ABSENT)
-    return value is _ABSENT or _events(value)
+    return "meter_id" in obj and ("energy" in obj or "register_fwd" in obj)
 
 
 def certainly_valid_reading(obj: Any) -> bool:
     """True only if ``obj`` is valid against ``common.json#/$defs/reading`` (an upload's item)."""
-    return type(obj) is dict and obj.keys() <= _READING_KEYS and _fields(obj)
+    return type(obj) is dict and _fields(obj, _READING_FIELDS)
 
 
 def certainly_valid_standalone(obj: Any, kind: str) -> bool:
@@ -214,11 +153,10 @@ def certainly_valid_standalone(obj: Any, kind: str) -> bool:
     return (
         type(obj) is dict
         and obj.get("kind") == kind
-        and obj.keys() <= _STANDALONE_KEYS
         and "area_id" in obj
         and "ts" in obj
         and "interval_minutes" in obj
-        and _fields(obj)
+        and _fields(obj, _STANDALONE_FIELDS)
     )
 
 

@@ -159,19 +159,8 @@ class OpenFrame:
         rows = self.rows
         if self._active is not active:
             self._active, self._counted, self._hits = active, 0, 0
-        new = len(rows) - self._counted
-        if new:
-            hits = self._hits
-            if new == len(rows):
-                for meter_id in rows:
-                    if meter_id in active:
-                        hits += 1
-            else:
-                for meter_id in islice(reversed(rows), new):
-                    if meter_id in active:
-                        hits += 1
-            self._hits = hits
-            self._counted = len(rows)
+        self._hits += sum(meter_id in active for meter_id in islice(reversed(rows), len(rows) - self._counted))
+        self._counted = len(rows)
         return self._hits
 
     def digests(self) -> dict[str, int]:
@@ -304,14 +293,10 @@ class FrameAssembler:
         return encode_frame(frame, 0, closed_by, missing)
 
     def _complete(self, frame: OpenFrame) -> bool:
-        """``AreaArchive.complete`` of the frame, with the active meters counted incrementally."""
         archived = self._archive.get(frame.area_id)
-        if archived is None:
-            return False
-        if archived.area_meter_id is not None and frame.area_meter is None:
-            return False
-        active = archived.active
-        return len(frame.rows) >= len(active) and frame.active_reported(active) == len(active)
+        return archived is not None and archived.complete(
+            frame.active_reported(archived.active), frame.area_meter is not None
+        )
 
     def _release(self, area: _Area) -> list[dict[str, Any]]:
         """Close what may close in the area, oldest first per interval length; forget what no correction needs.
@@ -324,30 +309,20 @@ class FrameAssembler:
         held frame are merged, not corrections.
         """
         out = []
-        watermark = area.watermark
-        grace = self._grace * 60
-        if area.open:
-            opened = area.open
-            waiting: set[int] = set()  # interval lengths with an older frame still open
-            for key in sorted(opened) if len(opened) > 1 else list(opened):
-                ts, interval = key
-                if interval in waiting:
-                    continue  # not due either: due-ness only falls with a later ts
-                frame = opened[key]
-                if watermark is not None and watermark > ts + grace * interval:  # self._due(area, key)
-                    out.append(self._close(area, frame, "grace"))
-                elif self._complete(frame):
-                    out.append(self._close(area, frame, "complete"))
-                else:
-                    waiting.add(interval)
-        if area.closed:
-            horizon = (watermark or 0) - self._horizon_s
-            forget = [
-                key
-                for key, revision in area.closed.items()
-                if (revision == 0 and watermark is not None and watermark > key[0] + grace * key[1]) or key[0] < horizon
-            ]
-            for key in forget:
+        waiting: set[int] = set()  # interval lengths with an older frame still open
+        for key in sorted(area.open):
+            if key[1] in waiting:
+                continue  # not due either: due-ness only falls with a later ts
+            frame = area.open[key]
+            if self._due(area, key):
+                out.append(self._close(area, frame, "grace"))
+            elif self._complete(frame):
+                out.append(self._close(area, frame, "complete"))
+            else:
+                waiting.add(key[1])
+        horizon = (area.watermark or 0) - self._horizon_s
+        for key, revision in list(area.closed.items()):
+            if (revision == 0 and self._due(area, key)) or key[0] < horizon:
                 del area.closed[key]
                 area.sent.pop(key, None)
         return out
@@ -369,11 +344,8 @@ class FrameAssembler:
         """Take the accepted readings of the message at ``offset``; return the frames this closes."""
         touched: dict[str, _Area] = {}
         late: dict[tuple[str, int, int], OpenFrame] = {}
-        areas = self._areas
         for reading in readings:
-            area = areas.get(reading.area_id)
-            if area is None:
-                area = areas[reading.area_id] = _Area()
+            area = self._area(reading.area_id)
             key = (reading.ts, reading.interval_minutes)
             frame = area.open.get(key)
             if frame is None:

@@ -127,28 +127,16 @@ class PartitionProcessor:
                 return self._replay(record)
             frames = self.finish_replay()
         else:
-            fast = valid_standalone(record.value)
-            if fast is not None:  # the common single-reading message: what follows, without its layers
-                kind, reading = fast
-                rejection = admit_one(reading, self._archive, self.assembler.newest, self._clock())
-                if rejection is None:
-                    dropped_before = self.assembler.late_duplicates
-                    frames = self.assembler.add((reading,), record.offset)
-                    self.end = record.offset + 1
-                    return Outcome(
-                        frames=frames,
-                        kind=kind,
-                        accepted=1,
-                        late_duplicates=self.assembler.late_duplicates - dropped_before,
-                    )
-                frames = self.assembler.add((), record.offset)
-                self.end = record.offset + 1
-                return Outcome(
-                    frames=frames, dead_letters=[dead_letter(rejection, record)], kind=kind, rejections=[rejection]
-                )
             frames = []
-        parsed = validate(record.value)
-        accepted, rejections = admit(parsed, self._archive, self.assembler.newest, self._clock())
+        fast = valid_standalone(record.value)
+        if fast is not None:  # the common single-reading message, without validate()'s layers
+            kind, reading = fast
+            rejection = admit_one(reading, self._archive, self.assembler.newest, self._clock())
+            accepted, rejections = ([reading], []) if rejection is None else ([], [rejection])
+        else:
+            parsed = validate(record.value)
+            kind = parsed.kind
+            accepted, rejections = admit(parsed, self._archive, self.assembler.newest, self._clock())
         if rejections and accepted:
             self._rejected[record.offset] = tuple(r.slot for r in rejections)
         dropped_before = self.assembler.late_duplicates
@@ -157,7 +145,7 @@ class PartitionProcessor:
         return Outcome(
             frames=frames,
             dead_letters=[dead_letter(r, record) for r in rejections],
-            kind=parsed.kind,
+            kind=kind,
             accepted=len(accepted),
             rejections=rejections,
             late_duplicates=self.assembler.late_duplicates - dropped_before,

@@ -113,16 +113,13 @@ class _Pending:
             self.frames.append(frame)
 
     def add(self, topics: Topics, record: ConsumerRecord, outcome: Outcome) -> None:
-        if outcome.frames:
-            self.add_frames(topics.frames, record.partition, outcome.frames)
+        self.add_frames(topics.frames, record.partition, outcome.frames)
         if outcome.replayed:
             self.replayed += 1
             return
-        if outcome.dead_letters:
-            dlq = topics.dlq
-            for letter in outcome.dead_letters:
-                key = letter["area_id"].encode() if letter["area_id"] is not None else None
-                self.records.append((dlq, None, key, orjson.dumps(letter), list(record.headers or ())))
+        for letter in outcome.dead_letters:
+            key = letter["area_id"].encode() if letter["area_id"] is not None else None
+            self.records.append((topics.dlq, None, key, orjson.dumps(letter), list(record.headers or ())))
         self.messages[outcome.kind] = self.messages.get(outcome.kind, 0) + 1
         self.accepted += outcome.accepted
         self.late_duplicates += outcome.late_duplicates

@@ -474,24 +474,28 @@ def test_a_daily_appliance_peak_is_not_a_spike() -> None:
     assert len(of(out, "interval_spike")) == 0
 
 
-# -- low_power_factor --------------------------------------------------------------------------
+def current_backed_feed(seed: int, top_kwh: float, vi_kwh: float, shoulder_kwh: float | None = None) -> AreaFeed:
+    """Ten days of one meter (220 V, pf 1, 15 min) with a 0.3 kWh evening peak; on the tenth the peak reads
+    ``top_kwh`` while the current implies ``vi_kwh``. ``shoulder_kwh``: two more intervals at that level every day."""
+    feed = AreaFeed(make_archive(1), detectors=(IntervalSpike(),))
+    rng = np.random.default_rng(seed)
+    for d in range(10):
+        energy = 0.1 + 0.05 * rng.random(96)
+        if shoulder_kwh is not None:
+            energy[[70, 71]] = shoulder_kwh
+        energy[76] = 0.3 if d < 9 else top_kwh
+        for k in range(96):
+            kwh = vi_kwh if (d == 9 and k == 76) else energy[k]  # the energy the current carries
+            feed.push(T0 + d * DAY_S + (k + 1) * 900, energy_kwh=energy[k], voltage_a_v=220.0,
+                      current_a_a=kwh * 4 * 1000 / 220, power_factor=1.0)
+    feed.flush()
+    return feed
 
 
 @pytest.mark.parametrize("backed", [False, True])
 def test_a_spike_the_meters_current_confirms_is_load_not_an_implausible_interval(backed: bool) -> None:
-    """Same readings; only the instantaneous current at the top interval differs (220 V, pf 1, 15 min)."""
-    feed = AreaFeed(make_archive(1), detectors=(IntervalSpike(),))
-    rng = np.random.default_rng(5)
-    for d in range(10):
-        energy = 0.1 + 0.05 * rng.random(96)
-        energy[76] = 0.3 if d < 9 else 2.0  # the evening peak; on day 10 one interval of 2 kWh (8 kW)
-        for k in range(96):
-            amps = energy[k] * 4 * 1000 / 220  # the current that carries that energy
-            if d == 9 and k == 76 and not backed:
-                amps = 0.3 * 4 * 1000 / 220  # the meter's current says the load did not change
-            feed.push(T0 + d * DAY_S + (k + 1) * 900, energy_kwh=energy[k], voltage_a_v=220.0, current_a_a=amps,
-                      power_factor=1.0)
-    feed.flush()
+    """Same readings (one interval of 2 kWh, 8 kW, on day 10); only the current at it differs."""
+    feed = current_backed_feed(5, top_kwh=2.0, vi_kwh=2.0 if backed else 0.3)
     spikes = feed.opened("interval_spike")
     if backed:
         assert not spikes
@@ -504,18 +508,11 @@ def test_a_spike_the_meters_current_confirms_is_load_not_an_implausible_interval
 @pytest.mark.parametrize("backed", [False, True])
 def test_a_peak_just_at_the_tolerance_that_the_current_carries_is_load(backed: bool) -> None:
     """The top interval is 2.525 × the third-highest; the current implies 0.998 kWh of its 1.01, a hair under 2.5 ×."""
-    feed = AreaFeed(make_archive(1), detectors=(IntervalSpike(),))
-    rng = np.random.default_rng(6)
-    for d in range(10):
-        energy = 0.1 + 0.05 * rng.random(96)
-        energy[[70, 71]] = 0.4
-        energy[76] = 0.3 if d < 9 else 1.01
-        for k in range(96):
-            kwh = 0.998 if (d == 9 and k == 76 and backed) else (0.3 if d == 9 and k == 76 else energy[k])
-            feed.push(T0 + d * DAY_S + (k + 1) * 900, energy_kwh=energy[k], voltage_a_v=220.0,
-                      current_a_a=kwh * 4 * 1000 / 220, power_factor=1.0)
-    feed.flush()
+    feed = current_backed_feed(6, top_kwh=1.01, vi_kwh=0.998 if backed else 0.3, shoulder_kwh=0.4)
     assert len(feed.opened("interval_spike")) == (0 if backed else 1)
+
+
+# -- low_power_factor --------------------------------------------------------------------------
 
 
 def test_low_power_factor_uses_the_customer_class_limits() -> None:

@@ -51,7 +51,7 @@ import numpy as np
 from services.detector.balance.attribution import Attribution
 from services.detector.balance.attribution import evidence as attribution_evidence
 from services.detector.archive import AreaArchive
-from services.detector.detectors.consumption import HOURS, DailyRule, DayContext, loss_limits
+from services.detector.detectors.consumption import HOURS, DailyRule, DayContext, loss_limits, weekday_type
 from services.detector.detectors.wrong_area import negative_loss_suspects
 from services.detector.eventtime import DAY_S
 from services.detector.findings import Finding, exceed_score, plain
@@ -65,7 +65,6 @@ _TREND_DAYS = 14  # trailing daily rates shown in the evidence
 _RING = 96  # interval slots of the trailing-24 h ring: a day of the finest (15-minute) data
 _IDS = 1 << 16  # slots are told apart by their interval number modulo this (two years of 15-minute intervals)
 _NO_SLOT = _IDS - 1  # an empty slot (an interval number that recurs only after two years)
-_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday
 
 
@@ -164,7 +163,7 @@ class AreaLoss(DailyRule):
 def _usual_rate(start: int, ipd: int, state: Arrays, th: Thresholds) -> np.ndarray:
     """[n] each meter's usual energy in the interval starting at ``start``: its usual hourly profile, else its level, else 0."""
     day_no = start // DAY_S
-    weekend = int(_WEEKDAYS[(day_no + _EPOCH_WEEKDAY) % 7] in th.texts("consumption", "weekend_days"))
+    weekend = weekday_type((day_no + _EPOCH_WEEKDAY) % 7, th)
     hour = (start % DAY_S) // 3600
     per_hour = max(ipd // HOURS, 1)
     shape = state["shape_kwh"][:, weekend, hour].astype(np.float64) / per_hour if ipd >= HOURS else np.full(len(state["level_kwh"]), np.nan)

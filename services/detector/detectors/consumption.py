@@ -159,6 +159,11 @@ class DayContext:
         return len(self.kwh)
 
 
+
+def weekday_type(weekday: int, th: Thresholds) -> int:
+    """0 for a working day, 1 for a weekend day (``[consumption] weekend_days``) of weekday Monday = 0 … Sunday = 6."""
+    return int(_WEEKDAYS[weekday] in th.texts(_SEC, "weekend_days"))
+
 def loss_limits(archive: AreaArchive, th: Thresholds) -> LossLimits:
     """The area's loss classification limits.
 
@@ -368,7 +373,7 @@ def _context(day: DayView, archive: AreaArchive, state: Arrays, th: Thresholds) 
     )
 
     hourly = _hourly(day.energy, ipd)
-    day_type = int(_WEEKDAYS[day.weekday] in th.texts(_SEC, "weekend_days"))
+    day_type = weekday_type(day.weekday, th)
     shape = state["shape_kwh"][:, day_type].astype(np.float64)
     cv_today, corr_today = _profile_today(hourly, shape, ~np.isnan(kwh))
     return DayContext(
