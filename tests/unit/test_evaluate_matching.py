@@ -125,6 +125,19 @@ def test_a_bypass_thief_explains_its_drop_and_its_swing_but_nothing_else() -> No
     assert [m.verdict(a) for a in alerts] == ["tp", "explained", "explained", "fp", "fp", "fp"]
 
 
+def test_a_large_meters_under_registration_explains_its_areas_high_loss_a_households_does_not() -> None:
+    """One phase of a customer using a fifth of the area's energy unmetered moves the area's loss by points."""
+    run = Run(interval_s=900, end=T0 + 20 * DAY, meters=100, days=30, area_share={"M1": 0.22, "M2": 0.004})
+    labels = [label("current_loss", "M1", T0, T0 + 2 * DAY), label("current_loss", "M2", T0, T0 + 2 * DAY, area="A2")]
+    alerts = [
+        alert("area_high_loss", "A1", T0 + DAY),
+        alert("area_high_loss", "A2", T0 + DAY, area="A2"),
+        alert("area_high_loss", "A1", T0 + 4 * DAY),  # after the fault and its tolerance: false
+    ]
+    m = match(labels, alerts, run)
+    assert [m.verdict(a) for a in alerts] == ["explained", "fp", "fp"]
+
+
 def test_a_theft_alert_on_a_meter_whose_label_is_another_anomaly_is_false() -> None:
     drop = label("sustained_drop", "M1", T0)
     alerts = [alert("theft_suspected", "M1", T0 + 3 * DAY), alert("consumption_swing", "M1", T0 + DAY)]

@@ -45,13 +45,18 @@ Progress = Callable[[int, int], None]
 
 
 def run_facts(sim: Simulation) -> Run:
-    """The run's interval, end and size, as the matching rule and the rates need them."""
+    """The run's interval, end and size, and each meter's share of its area's energy, as the matching rule needs them."""
     grid = sim.grid
+    share = {}
+    for fleet in sim.fleets:
+        total = float(fleet.expected_kwh_day.sum())
+        share.update(zip(map(str, fleet.meter_ids), (fleet.expected_kwh_day / total).tolist(), strict=True))
     return Run(
         interval_s=grid.interval_s,
         end=grid.ts_epoch(grid.total - 1),
         meters=sum(f.size for f in sim.fleets),
         days=float(grid.days),
+        area_share=share,
     )
 
 
