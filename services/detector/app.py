@@ -367,7 +367,16 @@ async def gauges() -> None:
 
 @app.timer(interval=CONFIG.tail_check_s)
 async def find_unread_tails() -> None:
-    """Send Faust's consumer back to frames it lost at the end of a quiet partition (module docstring)."""
+    """Send Faust's consumer back to frames it lost at the end of a quiet partition (module docstring).
+
+    Not while a rebalance is under way: the partitions are paused until the
+    tables are recovered, so they look quiet without having lost anything,
+    and a seek then would move a position the recovery is about to set. The
+    quiet clocks start again once it is over.
+    """
+    if app.rebalancing:
+        _last_applied_at.clear()
+        return
     now = time.monotonic()
     for tp in _assigned_frames_partitions().values():
         if _last_applied_at.setdefault(tp.partition, now) > now - CONFIG.tail_check_s:
