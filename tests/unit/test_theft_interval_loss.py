@@ -69,6 +69,21 @@ def test_a_reading_an_interval_late_runs_backwards_in_the_loss() -> None:
     assert m.beta[4] < 0.0
 
 
+def test_the_likelihood_ratio_weighs_the_share_a_theft_of_todays_deficit_would_leave() -> None:
+    """A meter recording 40 % of its load leaves β = 1.5: evidence for it; an honest meter's β ≈ 0 is evidence against."""
+    true = _households(60, seed=1)
+    reported = true.copy()
+    reported[7] *= 0.4
+    m = _match(true, reported, seed=1)
+    lr = m.log_lr(np.full(60, 1.5), 20, 1.5)
+    assert lr[7] > 4.0  # a household at 40 % is a strong case on one day
+    assert (np.delete(lr, 7) < 0.0).all()  # the honest meters, as if they had dropped to 40 %: all against
+    # The same meter judged as if it had dropped only to 90 % (β = 0.11): its far larger share adds at most k · d.
+    small = m.log_lr(np.full(60, 0.11), 20, 1.5)
+    assert 0.0 < small[7] <= 1.5 * 0.11 / m.se[7]  # d = β / (se · spread) with spread ≥ 1
+    assert small[7] < lr[7] / 10
+
+
 def test_too_few_intervals_are_not_judged() -> None:
     true = _households(30, seed=4)
     supplied, loss = _area(true, seed=4)
@@ -108,7 +123,7 @@ def test_a_genuine_drop_gets_no_interval_loss_signal() -> None:
 
     out, state = run_days(FAMILY, area, 45, consume=shrink)
     assert not _theft(out, area.ids[3])
-    assert state["theft_iloss_cusum"][3] < 3.0
+    assert state["theft_iloss_cusum"][3] < 1.0  # its days are evidence against: no share where a theft's is expected
 
 
 # -- area_high_loss on the trailing 24 hours -------------------------------------------------------------

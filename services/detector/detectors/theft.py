@@ -15,8 +15,9 @@ weight ``w`` (``[theft_suspected] w_*``):
 - ``interval_loss``: the area's loss moves, interval by interval, with
   this meter's readings (``balance/interval_match.py``): the loss holds a
   share β of what the meter reports, as a bypass or a scaled-down reading
-  (h1) leaves; each day's z (standardised by the spread of the area's z
-  that day) feeds a one-sided CUSUM, and c ramps on the CUSUM while today's
+  (h1) leaves; each day's log likelihood ratio of "β is what today's
+  deficit implies" against "β = 0" (on the area's own null that day)
+  feeds Page's CUSUM, and c ramps on the CUSUM while today's
   β is worth an inspection and the day is at least ``low_day_pct`` below
   the expected level. The day-to-day noise of a large area's loss
   hides a household's few kWh, but not the kettle-by-kettle jumps of its
@@ -79,7 +80,7 @@ A rule of the consumption family. State per meter (15 B): ``theft_score``
 float32, ``theft_tamper_age`` and ``theft_phase_age`` uint8 (days since
 the last tamper / current- or voltage-loss event, 255 never),
 ``theft_zero_tail`` uint8 (zero intervals the previous day ended with),
-``theft_iloss_cusum`` float32 (the interval-loss CUSUM) and
+``theft_iloss_cusum`` float32 (the interval-loss CUSUM of log likelihood ratios) and
 ``theft_rough_mean`` float32 (the usual roughness, NaN until learnt).
 """
 
@@ -189,7 +190,7 @@ def _signals(ctx: DayContext, state: Arrays, th: Thresholds) -> tuple[dict[str, 
     rev = ctx.reverse_kwh
     reversed_ = (rev > th.num("reverse_energy", "min_kwh")) & ~archive.has_generation
     held = state["theft_phase_age"] >= th.num(sec, "phase_event_hold_days")
-    im, iz, iloss = _interval_loss(ctx, state, th, ~stopped & held & ~reversed_)
+    im, iz, implied, iloss = _interval_loss(ctx, state, th, ~stopped & held & ~reversed_)
     # The two per-day volume tests that see no volume themselves count only on a clearly low day: an
     # honest meter a few percent under its level, with a noisy test, is not a case.
     low_day = ctx.adj_ratio <= 1.0 - th.num(sec, "low_day_pct") / 100.0
@@ -260,6 +261,7 @@ def _signals(ctx: DayContext, state: Arrays, th: Thresholds) -> tuple[dict[str, 
         "tamper_age": age.astype(np.int64),
         "interval_beta": im.beta,
         "interval_z": iz,
+        "interval_implied": implied,
         "interval_cusum": state["theft_iloss_cusum"].astype(np.float64),
         "rough_ratio": rough_ratio,
     }
@@ -292,34 +294,45 @@ def _roughness(ctx: DayContext, th: Thresholds) -> np.ndarray:
 
 def _interval_loss(
     ctx: DayContext, state: Arrays, th: Thresholds, usable: np.ndarray
-) -> tuple[IntervalMatch, np.ndarray, np.ndarray]:
-    """Today's within-day loss test (``balance/interval_match.py``) folded into a one-sided CUSUM; c ∈ [0, 1].
+) -> tuple[IntervalMatch, np.ndarray, np.ndarray, np.ndarray]:
+    """Today's within-day loss test (``balance/interval_match.py``) folded into Page's CUSUM; c ∈ [0, 1].
 
     Returns the test, each meter's z calibrated by the area's spread of z
-    today (``interval_min_meters``) and c. The CUSUM sums each day's z (capped at ``interval_z_cap``: one odd day
-    is never a case) less the allowance ``interval_cusum_k``; it moves only
-    on days the balance is computable and the meter ``usable`` (not stopped,
-    not within the hold after its own current/voltage-loss event), so a
-    metering fault neither builds nor drains it. ``c`` ramps from
-    ``interval_cusum_start`` to ``interval_cusum_full``, and only while
-    today's β (the share of the reading reappearing in the loss) is at
-    least ``interval_min_beta``: a statistically clear but tiny share is
-    a loss model's imprecision on a large meter, not theft.
+    today (``interval_min_meters``), the β a theft would leave, and c. A meter reading a share α of its
+    load leaves ``β = (1 − α) / α`` of its readings in the loss; today's
+    level against the expected one (``adj_ratio``) says which α a theft
+    would be, so each day contributes the log likelihood ratio of that β
+    against β = 0 (:meth:`IntervalMatch.log_lr`, Huber's robust ratio with
+    ``interval_lr_huber``), at most ``interval_lr_cap`` (one odd day is
+    never a case). (Today's level, not the mean since the drop's onset:
+    on the standard run the onset's α gave the same h1 recall and a slower
+    bypass.) Page's CUSUM of those
+    ratios (Page 1954: the sum since it was last at 0) moves only on days
+    the balance is computable and the meter ``usable`` (not stopped, not
+    within the hold after its own current/voltage-loss event), so a
+    metering fault neither builds nor drains it. A genuine drop has β ≈ 0
+    where a large β is expected: its days count against. ``c`` ramps from
+    ``interval_lr_start`` to ``interval_lr_full``, and only while today's β
+    is at least ``interval_min_beta``: a statistically clear but tiny share
+    is a loss model's imprecision on a large meter, not theft.
     """
     sec, b = "theft_suspected", ctx.balance
     n = ctx.n
     if not b.computable or ctx.hourly is None or len(b.interval_loss_kwh) != ctx.day.intervals_per_day:
         nan = np.full(n, np.nan)
-        return IntervalMatch(nan, nan.copy(), 0), np.zeros(n), np.zeros(n)
+        return IntervalMatch(nan, nan.copy(), 0), np.zeros(n), np.zeros(n), np.zeros(n)
     im = interval_match(ctx.day.energy, b.interval_loss_kwh, b.interval_supplied_kwh, th.count(sec, "interval_min_points"))
     cusum = state["theft_iloss_cusum"]
     judged = usable & ~np.isnan(im.beta) & ~np.isnan(ctx.kwh)
-    z = im.calibrated_z(th.count(sec, "interval_min_meters"))
-    step = np.minimum(z, th.num(sec, "interval_z_cap")) - th.num(sec, "interval_cusum_k")
+    min_meters = th.count(sec, "interval_min_meters")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        implied = np.where(ctx.adj_ratio > 0, 1.0 / ctx.adj_ratio - 1.0, 0.0)  # (1 − α) / α at α = today's level
+    lr = im.log_lr(np.nan_to_num(implied), min_meters, th.num(sec, "interval_lr_huber"))
+    step = np.minimum(lr, th.num(sec, "interval_lr_cap"))
     cusum[:] = np.where(judged, np.maximum(cusum + step, 0.0), cusum)
     big = np.nan_to_num(im.beta) >= th.num(sec, "interval_min_beta")
-    c = np.where(big, ramp(cusum.astype(np.float64), th.num(sec, "interval_cusum_start"), th.num(sec, "interval_cusum_full")), 0.0)
-    return im, z, c
+    c = np.where(big, ramp(cusum.astype(np.float64), th.num(sec, "interval_lr_start"), th.num(sec, "interval_lr_full")), 0.0)
+    return im, im.calibrated_z(min_meters), implied, c
 
 
 def _evidence(i: int, ctx: DayContext, c: dict[str, np.ndarray], raw: dict[str, np.ndarray]) -> dict[str, object]:
@@ -339,6 +352,7 @@ def _evidence(i: int, ctx: DayContext, c: dict[str, np.ndarray], raw: dict[str, 
     if c["interval_loss"][i] > 0:
         out["interval_loss"] = {
             "share_in_loss": plain(raw["interval_beta"][i], 3),
+            "share_if_theft": plain(raw["interval_implied"][i], 3),
             "z_today": plain(raw["interval_z"][i], 2),
             "cusum": plain(raw["interval_cusum"][i], 2),
         }
