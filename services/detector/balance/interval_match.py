@@ -49,6 +49,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from services.detector.stats.robust import MAD_TO_SIGMA
+
 __all__ = ["IntervalMatch", "interval_match"]
 
 
@@ -124,7 +126,7 @@ class IntervalMatch:
             return 0.0, 1.0
         zz = self.z[judged]
         med = float(np.median(zz))
-        return med, max(1.4826 * float(np.median(np.abs(zz - med))), 1.0)
+        return med, max(MAD_TO_SIGMA * float(np.median(np.abs(zz - med))), 1.0)
 
 
 def _huber(u: np.ndarray, k: float) -> np.ndarray:

@@ -327,7 +327,7 @@ def _interval_loss(
     min_meters = th.count(sec, "interval_min_meters")
     with np.errstate(invalid="ignore", divide="ignore"):
         implied = np.where(ctx.adj_ratio > 0, 1.0 / ctx.adj_ratio - 1.0, 0.0)  # (1 − α) / α at α = today's level
-    lr = im.log_lr(np.nan_to_num(implied), min_meters, th.num(sec, "interval_lr_huber"))
+    lr = im.log_lr(implied, min_meters, th.num(sec, "interval_lr_huber"))
     step = np.minimum(lr, th.num(sec, "interval_lr_cap"))
     cusum[:] = np.where(judged, np.maximum(cusum + step, 0.0), cusum)
     big = np.nan_to_num(im.beta) >= th.num(sec, "interval_min_beta")
