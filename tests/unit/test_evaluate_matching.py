@@ -262,7 +262,8 @@ def test_the_fault_check_counts_theft_swing_and_loss_alerts_on_subjects_only_fau
     assert check.alerts == 2
     assert check.by_type == {"area_high_loss": 1, "theft_suspected": 1}
     assert check.near_fault == 2  # both within 48 h after their subject's fault
-    assert {e["subject_id"] for e in check.examples} == {"M1", "A1"}
+    assert {s["subject_id"] for s in check.suspects} == {"M1", "A1"}
+    assert check.caused is None and check.misses  # no control run has judged them
 
 
 def test_dead_letters_compare_malformed_labels_with_rejections() -> None:

@@ -239,13 +239,30 @@ def attribution(m: Matching) -> Attribution:
 
 @dataclass(slots=True)
 class FaultCheck:
-    """Theft, swing and loss alerts on subjects that only data faults touched (the target is none)."""
+    """Theft, swing and loss alerts on subjects that only data faults touched, and how many the faults caused.
+
+    The target is that no data fault alone ever produces such an alert. Faults
+    touch most subjects of a run somewhere, so an alert on one says little by
+    itself: ``caused`` counts the ones a control run of the same scenario
+    without its data faults does not raise (:mod:`~services.detector.evaluate.control`).
+    """
 
     fault_subjects: int = 0
     alerts: int = 0
     by_type: dict[str, int] = field(default_factory=dict)
     near_fault: int = 0  # of those, first seen within FAULT_REACH_H after one of the subject's faults
-    examples: list[dict[str, Any]] = field(default_factory=list)
+    caused: int | None = None  # of those, the ones the control run did not raise (None: no control run)
+    control_areas: list[str] = field(default_factory=list)
+    suspects: list[dict[str, Any]] = field(default_factory=list)  # each such alert, its faults near it, whether the control raised it
+
+    @property
+    def misses(self) -> list[str]:
+        """The target missed, if it is: an alert the faults caused, or suspects no control run has judged."""
+        if self.caused is None and self.alerts:
+            return [f"{self.alerts} false theft/swing/loss alert(s) on subjects only data faults touch, no control run"]
+        if self.caused:
+            return [f"{self.caused} theft/swing/loss alert(s) caused by data faults (absent from the control run without them)"]
+        return []
 
 
 FAULT_REACH_H = 48.0
@@ -259,10 +276,9 @@ def fault_check(labels: list[Label], m: Matching) -> FaultCheck:
     (upload faults) and its meters'. The subject must have no anomaly label
     of its own; an area alert that an anomaly of one of its meters explains
     is not false (it is ``explained``), so it is not counted either.
-    Where faults are common (a gap somewhere on most meters), most such
-    alerts are simply false, not caused by a fault: ``near_fault`` counts
-    those first seen within :data:`FAULT_REACH_H` after one of the
-    subject's faults, the ones worth a look for a fault leaking through.
+    ``near_fault`` counts those first seen within :data:`FAULT_REACH_H` after
+    one of the subject's faults; whether the faults caused them is the
+    control run's question.
     """
     faults: dict[tuple[str, str], list[Label]] = defaultdict(list)
     for label in labels:
@@ -279,9 +295,11 @@ def fault_check(labels: list[Label], m: Matching) -> FaultCheck:
             by_type[alert.type] += 1
             near = [f for f in faults[alert.subject] if f.start <= alert.first_seen <= (f.end or f.start) + reach]
             out.near_fault += bool(near)
-            if near and len(out.examples) < 20:
-                out.examples.append({"alert_id": alert.alert_id, "type": alert.type, "subject_id": alert.subject_id,
-                                     "first_seen": format_ts(alert.first_seen), "faults": sorted({f"{f.type}@{f.label_id}" for f in near})})  # fmt: skip
+            out.suspects.append({
+                "alert_id": alert.alert_id, "type": alert.type, "subject_kind": alert.subject_kind,
+                "subject_id": alert.subject_id, "area_id": alert.area_id, "first_seen": format_ts(alert.first_seen),
+                "last_seen": format_ts(alert.last_seen), "faults_near": sorted({f"{f.type}@{f.label_id}" for f in near}),
+            })  # fmt: skip
     out.alerts = sum(by_type.values())
     out.by_type = dict(sorted(by_type.items()))
     return out

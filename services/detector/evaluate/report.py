@@ -51,11 +51,7 @@ class Evaluation:
         """Every target missed, one line each."""
         out = [f"{row.name}: {miss}" for row in self.rows for miss in row.misses]
         out += [f"attribution: {miss}" for miss in self.attribution.misses]
-        if self.faults.alerts:
-            out.append(
-                f"faults: {self.faults.alerts} false theft/swing/loss alert(s) on subjects only data faults touch "
-                f"({self.faults.near_fault} within 48 h after one of their faults)"
-            )
+        out += [f"faults: {miss}" for miss in self.faults.misses]
         return out
 
     def to_json(self) -> dict[str, Any]:
@@ -176,6 +172,19 @@ _COLUMNS = (
 )  # fmt: skip
 
 
+def _faults_line(check: FaultCheck) -> str:
+    line = f"faults: {check.alerts} false theft/swing/loss alert(s) on {check.fault_subjects} subjects only data faults touch"
+    if not check.alerts:
+        return line
+    line += f" {check.by_type}, {check.near_fault} within 48 h after one of the subject's faults"
+    if check.caused is None:
+        return line + "; no control run"
+    return (
+        f"{line}; caused by the faults: {check.caused} (the control run without data faults, areas "
+        f"{', '.join(check.control_areas)}, raised {check.alerts - check.caused} of them too)"
+    )
+
+
 def format_table(ev: Evaluation) -> str:
     """The human-readable report: the per-type table, then attribution, faults, dead letters, misses."""
     lines = [
@@ -209,8 +218,7 @@ def format_table(ev: Evaluation) -> str:
         "",
         f"attribution: thief ranked first in {at.thief_first}/{at.thief_alerted} alerted thief areas "
         f"({_num(at.accuracy)}; {at.thief_labels} thief labels); taps left unattributed {at.tap_unattributed}/{at.tap_alerted}",
-        f"faults: {ev.faults.alerts} false theft/swing/loss alert(s) on {ev.faults.fault_subjects} subjects only data faults touch"
-        + (f" {ev.faults.by_type}, {ev.faults.near_fault} within 48 h after one of the subject's faults" if ev.faults.alerts else ""),
+        _faults_line(ev.faults),
         "dead letters (expected/got): "
         + ", ".join(f"{r} {c['expected']}/{c['got']}" for r, c in ev.dead_letters.items()),
         f"implication table: {len(IMPLIED)} anomaly kinds explain other alert types (services/detector/evaluate/matching.py)",

@@ -18,6 +18,10 @@ other areas' daily voltage profiles, which the workers share through a
 judged one day after it closed, and the workers, fed in step by this
 process through small pipes, never drift apart by a day, so the alerts are
 the same; only the wall time changes.
+
+When false theft, swing or loss alerts fall on subjects only data faults
+touched, their areas run once more without the faults
+(:mod:`~services.detector.evaluate.control`) to tell which the faults caused.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from services.detector.detectors.wrong_area import MappingVoltageDirectory
+from services.detector.evaluate.control import control_run
 from services.detector.evaluate.kafka import run_via_kafka
 from services.detector.evaluate.matching import Run
 from services.detector.evaluate.report import Evaluation, evaluate_run
@@ -176,5 +181,9 @@ def evaluate(
     matched = time.perf_counter()
     ev = evaluate_run(source, sim.header(), run_facts(sim), sim.labels, records, rejected, timings)
     ev.timings_s["match"] = time.perf_counter() - matched
+    if ev.faults.suspects:
+        controlled = time.perf_counter()
+        control_run(ev.faults, scenario, thresholds)
+        ev.timings_s["fault control run"] = time.perf_counter() - controlled
     ev.timings_s["total"] = time.perf_counter() - started
     return ev
