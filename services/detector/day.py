@@ -45,6 +45,8 @@ class DayView:
     max_demand_kw: np.ndarray  # float32 [n], NaN without demand readings
     mean_pf: np.ndarray  # float32 [n], energy-weighted mean power factor, NaN without
     phase_current_a: np.ndarray  # float32 [n, 3], mean per phase over readings, NaN without
+    power_kwh: np.ndarray  # float32 [n]: Σ of the energy the instantaneous values imply, over intervals with both...
+    power_energy_kwh: np.ndarray  # float32 [n]: ...and Σ of the energy over the same intervals (0: none)
     area_energy: np.ndarray  # float32 [ipd], the area meter's intervals
     area_daily_kwh: float  # sum of the area meter's known intervals, NaN when none
     area_energy_intervals: int

@@ -31,7 +31,10 @@ class IntervalView:
     (``ts − prev_register_ts``). ``energy_kwh`` is the reported interval energy,
     else the register delta when the previous reading is exactly one interval
     earlier (``derived``), else NaN: a gap's lump is never booked into one
-    interval.
+    interval. ``instantaneous_kwh`` is the energy the reading's own
+    instantaneous values imply, Σ over phases of V·I·pf × interval × archived
+    multiplier (NaN without them): a second witness of the interval's energy
+    from the meter's other channel.
     """
 
     frame: AreaFrame
@@ -45,6 +48,7 @@ class IntervalView:
     register_rev_delta_kwh: np.ndarray  # float64 [k]
     energy_kwh: np.ndarray  # float64 [k]
     derived: np.ndarray  # bool [k]
+    instantaneous_kwh: np.ndarray  # float64 [k]
     conflicts: tuple[Conflict, ...]
     area_energy_kwh: float  # the area meter's interval energy (reported, else from its register), NaN unknown
 

@@ -39,7 +39,8 @@ Per-meter arrays of the ``"pipeline"`` state group and their cost per meter
 ``reg_ts``/``installed_at`` int64 (16 B), ``profile`` float32[104] (416 B),
 ``seen`` uint8[13] bitmask of intervals with a reading (13 B), ``max_demand``,
 ``pf_wsum``, ``pf_wen`` float32[2] (24 B), ``i_sum`` float32[2, 3] (24 B),
-``i_n`` uint8[2, 3] (6 B): 515 B. Area-level: the area meter's register, its
+``i_n`` uint8[2, 3] (6 B), ``power_kwh``/``power_energy`` float32[2] (16 B):
+531 B. Area-level: the area meter's register, its
 day series and bitmask.
 """
 
@@ -77,6 +78,8 @@ def _day_arrays(n: int, width: int) -> Arrays:
         "pf_wen": np.zeros((n, 2), dtype=np.float32),
         "i_sum": np.zeros((n, 2, 3), dtype=np.float32),
         "i_n": np.zeros((n, 2, 3), dtype=np.uint8),
+        "power_kwh": np.zeros((n, 2), dtype=np.float32),  # Σ instantaneous energy over intervals with both...
+        "power_energy": np.zeros((n, 2), dtype=np.float32),  # ...and Σ energy over the same intervals
         "area_profile": np.full(width, np.nan, dtype=np.float32),
         "area_seen": np.zeros((1, nbytes), dtype=np.uint8),
     }
@@ -115,7 +118,7 @@ def _carry(old: Arrays, new: Arrays, ipd: int) -> None:
     for key in ("seen", "area_seen"):
         bits = np.unpackbits(old[key], axis=1)[:, ipd : ipd + cols]
         new[key][:] = np.packbits(np.pad(bits, ((0, 0), (0, new[key].shape[1] * 8 - cols))), axis=1)
-    for key in ("max_demand", "pf_wsum", "pf_wen", "i_sum", "i_n"):
+    for key in ("max_demand", "pf_wsum", "pf_wen", "i_sum", "i_n", "power_kwh", "power_energy"):
         new[key][:, 0] = old[key][:, 1]
 
 
@@ -249,6 +252,8 @@ class AreaPipeline:
             max_demand_kw=bufs["max_demand"][:, 0],
             mean_pf=mean_pf.astype(np.float32),
             phase_current_a=i_mean.astype(np.float32),
+            power_kwh=bufs["power_kwh"][:, 0],
+            power_energy_kwh=bufs["power_energy"][:, 0],
             area_energy=area,
             area_daily_kwh=float(np.nansum(area)) if area_known else float("nan"),
             area_energy_intervals=area_known,
@@ -275,6 +280,10 @@ class AreaPipeline:
         energy = frame.energy_kwh.copy()
         derived = np.isnan(energy) & (delta >= 0) & (ts - prev_ts == interval_s)
         energy[derived] = delta[derived]
+        with np.errstate(invalid="ignore"):
+            watts = frame.voltage * frame.current * frame.power_factor[:, None]
+        known = ~np.isnan(watts)
+        instantaneous = np.where(known.any(axis=1), np.where(known, watts, 0.0).sum(axis=1) * mult * interval_s / 3.6e6, np.nan)
         return IntervalView(
             frame=frame,
             idx=idx,
@@ -287,6 +296,7 @@ class AreaPipeline:
             register_rev_delta_kwh=rev_delta,
             energy_kwh=energy,
             derived=derived,
+            instantaneous_kwh=instantaneous,
             conflicts=frame.conflicts + self._redeliveries(frame, idx, energy, state),
             area_energy_kwh=self._area_energy(frame, archive, state),
         )
@@ -355,6 +365,10 @@ class AreaPipeline:
         has = ~np.isnan(cur)
         core["i_sum"][rows, part] += np.where(has, cur, 0.0)
         core["i_n"][rows, part] += has
+        instantaneous = view.instantaneous_kwh[first]
+        both = known & ~np.isnan(instantaneous)
+        core["power_kwh"][rows[both], part] += instantaneous[both]
+        core["power_energy"][rows[both], part] += energy[both]
         if frame.events:
             mine = {frame.meter_ids[i] for i in np.flatnonzero(first)}
             state.events.extend((ts, ev) for ev in frame.events if ev.meter_id in mine)

@@ -96,11 +96,17 @@ def day_view(
     events: Sequence[tuple[str, str]] = (),
     mean_pf: np.ndarray | None = None,
     phase_current_a: np.ndarray | None = None,
+    instantaneous: np.ndarray | None = None,
 ) -> DayView:
-    """Day ``d`` (index from ``DAY0``) as the pipeline would close it; NaN = no energy for that interval."""
+    """Day ``d`` (index from ``DAY0``) as the pipeline would close it; NaN = no energy for that interval.
+
+    ``instantaneous``: [n, ipd] the energy each interval's V·I·pf implies (None: no instantaneous values).
+    """
     n = len(reported)
     start = (DAY0 + d) * DAY_S
     reported = np.asarray(reported, np.float32)
+    instantaneous = np.full(reported.shape, np.nan) if instantaneous is None else np.asarray(instantaneous, np.float64)
+    both = ~np.isnan(reported) & ~np.isnan(instantaneous)
     known = (~np.isnan(reported)).sum(axis=1).astype(np.int32)
     area_arr = np.full(reported.shape[1], np.nan, np.float32) if area is None else np.asarray(area, np.float32)
     area_known = int((~np.isnan(area_arr)).sum())
@@ -117,6 +123,8 @@ def day_view(
         max_demand_kw=np.full(n, np.nan, np.float32),
         mean_pf=np.full(n, np.nan, np.float32) if mean_pf is None else np.asarray(mean_pf, np.float32),
         phase_current_a=np.full((n, 3), np.nan, np.float32) if phase_current_a is None else np.asarray(phase_current_a, np.float32),
+        power_kwh=np.nansum(np.where(both, instantaneous, 0.0), axis=1).astype(np.float32),
+        power_energy_kwh=np.nansum(np.where(both, reported, 0.0), axis=1).astype(np.float32),
         area_energy=area_arr,
         area_daily_kwh=float(np.nansum(area_arr)) if area_known else float("nan"),
         area_energy_intervals=area_known,
@@ -136,13 +144,16 @@ def run_days(
     consume: Edit | None = None,
     extra: Callable[[int], np.ndarray | float] | None = None,
     events: Callable[[int], Sequence[tuple[str, str]]] | None = None,
+    instantaneous: Edit | None = None,
     th: Thresholds | None = None,
     state: Arrays | None = None,
 ) -> tuple[list[list[Finding]], Arrays]:
     """Run ``detector.on_day`` over ``days`` synthetic days; findings per day and the final state.
 
     ``consume`` changes what meters really use (the area meter sees it),
-    ``report`` only what they report (the area meter sees the truth).
+    ``report`` only what they report (the area meter sees the truth);
+    ``instantaneous`` maps what they use to the energy their V·I·pf implies
+    (None: the meters send no instantaneous values).
     """
     th = (th or load_thresholds()).for_area(area.archive.area_id)
     state = detector.init_state(area.n) if state is None else state  # type: ignore[attr-defined]
@@ -153,6 +164,7 @@ def run_days(
             true = consume(d, true)
         reported = true if report is None else report(d, true.copy())
         meter_area = area.area(true, 0.0 if extra is None else extra(d))
-        view = day_view(area.archive, d, reported, meter_area, events=() if events is None else events(d))
+        inst = None if instantaneous is None else instantaneous(d, true.copy())
+        view = day_view(area.archive, d, reported, meter_area, events=() if events is None else events(d), instantaneous=inst)
         out.append(detector.on_day(view, area.archive, state, th))  # type: ignore[attr-defined]
     return out, state

@@ -38,9 +38,11 @@ interval, a spike the area never supplied, a meter fed by another area)
 has β < 0, and only β > 0 is theft-like.
 
 Missing readings are filled at the meter's own mean rate of the day, as
-the balance fills them, so a filled interval carries no jump on either
-side. ``min_points`` consecutive-interval pairs are needed (hourly data
-gives at most 23).
+the balance fills them, so the filled reading carries no jump; the loss of
+that interval does (what the meter really used then, less the fill), so
+pairs touching an interval with a filled reading are left out while at
+least ``min_points`` consecutive-interval pairs remain (hourly data gives
+at most 23); a patchier day is judged on all of its pairs.
 """
 
 from __future__ import annotations
@@ -162,6 +164,13 @@ def interval_match(energy: np.ndarray, loss: np.ndarray, supplied: np.ndarray, m
     if m < max(min_points, 8) or t < 2:
         return IntervalMatch(nan, nan.copy(), m)
     known = ~np.isnan(energy)
+    # A reading missing among a meter's others is filled at its mean rate: the loss of that interval then
+    # holds the fill's error (what the meter really used minus its mean), a jump no regressor carries.
+    # Pairs touching such an interval are left out, while enough remain (a patchy day is judged whole).
+    filled = (known.any(axis=1)[:, None] & ~known).any(axis=0)
+    clean = pair & ~filled[1:] & ~filled[:-1]
+    if int(clean.sum()) >= max(min_points, 8):
+        pair, m = clean, int(clean.sum())
     with np.errstate(invalid="ignore", divide="ignore"):
         own = np.where(known, energy, 0.0).sum(axis=1) / known.sum(axis=1)
     y = np.where(known, energy, np.nan_to_num(own)[:, None])

@@ -69,29 +69,18 @@ class IntervalSpike(Detector):
         day_no = day_start_of_interval(frame.ts) // DAY_S
         row = day_no % 2
         older = state["top_day"][idx, row] > day_no  # a late reading of a closed day: its row is a newer day's now
+        energy, vi_kwh = view.energy_kwh, view.instantaneous_kwh
         if older.any():
             keep = ~older
-            idx, view_energy = idx[keep], view.energy_kwh[keep]
-            frame = frame.take(np.flatnonzero(keep))
-        else:
-            view_energy = view.energy_kwh
+            idx, energy, vi_kwh = idx[keep], energy[keep], vi_kwh[keep]
         stale = state["top_day"][idx, row] != day_no
         if stale.any():
             state["top_day"][idx[stale], row] = day_no
             state["top_kwh"][idx[stale], row] = np.nan
             state["top_vi_kwh"][idx[stale], row] = np.nan
-        energy = view_energy
         higher = ~np.isnan(energy) & ~(energy <= state["top_kwh"][idx, row])  # NaN top: anything is higher
         if not higher.any():
             return []
-        with np.errstate(invalid="ignore"):
-            watts = frame.voltage * frame.current * frame.power_factor[:, None]
-        known = ~np.isnan(watts)
-        vi_kwh = np.where(
-            known.any(axis=1),
-            np.where(known, watts, 0.0).sum(axis=1) * archive.multiplier[idx] * frame.interval_minutes / 60.0 / 1000.0,
-            np.nan,
-        )
         rows = idx[higher]
         state["top_kwh"][rows, row] = energy[higher]
         state["top_vi_kwh"][rows, row] = vi_kwh[higher]

@@ -22,6 +22,14 @@ weight ``w`` (``[theft_suspected] w_*``):
   the expected level. The day-to-day noise of a large area's loss
   hides a household's few kWh, but not the kettle-by-kettle jumps of its
   readings reappearing in the loss;
+- ``power_mismatch`` (功率电量不匹配): the day's energy fell short of what
+  the meter's own instantaneous values imply (Σ V·I·pf over the same
+  intervals, ``DayView.power_kwh``), against the meter's usual ratio of the
+  two: readings falsified on their way to the head end (h1–h4) lower the
+  energy, not the current the meter measured; a bypass lowers both (the
+  load runs around the meter's current circuit too) and a genuine drop
+  neither. Each day's shortfall, in units of the meter's own day-to-day
+  spread of the ratio, feeds Page's CUSUM;
 - ``tamper``: a cover, terminal-cover or magnetic-field event, remembered
   with a half-life;
 - ``phase``: the day's phase currents under load, imbalance ramping to a
@@ -61,7 +69,8 @@ register, so the forward intervals are not the day's profile.
 
 Volume attacks (bypass, h1, h3, h4, h2's long windows) show in
 ``sustained_drop`` and ``area_loss`` (the energy is still consumed, so the
-area meter sees it), bypass and h1 also in ``interval_loss``, h3 in
+area meter sees it), bypass and h1 also in ``interval_loss``, h1–h4 in
+``power_mismatch`` where the meter reports instantaneous values, h3 in
 ``roughness``; shape attacks that keep the volume (h5, h6) show in
 ``flattening`` and ``decorrelation``, each strong enough alone.
 
@@ -70,18 +79,22 @@ w_s·c_s)``, smoothed by its exponentially weighted mean over
 ``score_days`` (span), so one odd day of a one-day signal cannot open a
 theft case but a few consistent ones do; days not judged (incomplete
 data) leave it unchanged. ``sustained_drop``, ``area_loss`` and ``interval_loss`` already
-integrate over days (CUSUMs, a test over the days since the onset), so
-their own noisy-OR counts at once: the alert's score is the larger of the
+integrate over days (CUSUMs, a test over the days since the onset), as
+does ``power_mismatch``, so their own noisy-OR counts at once: the alert's score is the larger of the
 two (smoothed, integrated), and a large bypass is a case on its first full day instead of
 waiting out a second smoothing. The evidence lists every signal's
 contribution ``w_s·c_s``.
 
-A rule of the consumption family. State per meter (15 B): ``theft_score``
+A rule of the consumption family. State per meter (27 B): ``theft_score``
 float32, ``theft_tamper_age`` and ``theft_phase_age`` uint8 (days since
 the last tamper / current- or voltage-loss event, 255 never),
 ``theft_zero_tail`` uint8 (zero intervals the previous day ended with),
 ``theft_iloss_cusum`` float32 (the interval-loss CUSUM of log likelihood ratios) and
-``theft_rough_mean`` float32 (the usual roughness, NaN until learnt).
+``theft_rough_mean`` float32 (the usual roughness, NaN until learnt);
+``theft_power_ratio``/``theft_power_var`` float32 (the usual energy /
+instantaneous energy and its variance, NaN until learnt),
+``theft_power_days`` uint8 (days it learnt, saturating) and
+``theft_power_cusum`` float32 (Page's CUSUM of the days' z below it).
 """
 
 from __future__ import annotations
@@ -95,6 +108,7 @@ from services.detector.balance.interval_match import IntervalMatch, interval_mat
 from services.detector.detectors.consumption import HOURS, DailyRule, DayContext
 from services.detector.findings import Finding, plain
 from services.detector.state import Arrays
+from services.detector.stats.cusum import Cusum
 from services.detector.stats.ewm import EWMeanVar
 from services.detector.stats.ramp import ramp
 from services.detector.thresholds import Thresholds
@@ -103,12 +117,12 @@ __all__ = ["SIGNALS", "TheftScore"]
 
 #: The signals, in evidence order; each one's weight is ``[theft_suspected] w_<signal>``.
 SIGNALS = (
-    "sustained_drop", "area_loss", "interval_loss", "tamper", "phase", "reverse",
+    "sustained_drop", "area_loss", "interval_loss", "power_mismatch", "tamper", "phase", "reverse",
     "flattening", "decorrelation", "roughness", "zero_window",
 )  # fmt: skip
 _NEVER = 255
 _PHASE_EVENTS = ("current_loss", "voltage_loss")
-_INTEGRATED = ("sustained_drop", "area_loss", "interval_loss")
+_INTEGRATED = ("sustained_drop", "area_loss", "interval_loss", "power_mismatch")
 _MEASURABLE = 3.0  # a zero window's usual energy per interval, in register resolutions
 
 
@@ -125,6 +139,10 @@ class TheftScore(DailyRule):
             "theft_zero_tail": np.zeros(n_meters, np.uint8),
             "theft_iloss_cusum": np.zeros(n_meters, np.float32),
             "theft_rough_mean": np.full(n_meters, np.nan, np.float32),
+            "theft_power_ratio": np.full(n_meters, np.nan, np.float32),
+            "theft_power_var": np.zeros(n_meters, np.float32),
+            "theft_power_days": np.zeros(n_meters, np.uint8),
+            "theft_power_cusum": np.zeros(n_meters, np.float32),
         }
 
     def on_day(self, ctx: DayContext, state: Arrays, th: Thresholds) -> list[Finding]:
@@ -191,10 +209,14 @@ def _signals(ctx: DayContext, state: Arrays, th: Thresholds) -> tuple[dict[str, 
     reversed_ = (rev > th.num("reverse_energy", "min_kwh")) & ~archive.has_generation
     held = state["theft_phase_age"] >= th.num(sec, "phase_event_hold_days")
     im, iz, implied, iloss = _interval_loss(ctx, state, th, ~stopped & held & ~reversed_)
+    # A generation customer's current carries its export too, which its forward energy does not count.
+    power = _power_mismatch(ctx, state, th, ~stopped & held & ~reversed_ & ~archive.has_generation, volume_ok)
+    c["power_mismatch"] = power["c"]
     # The two per-day volume tests that see no volume themselves count only on a clearly low day: an
     # honest meter a few percent under its level, with a noisy test, is not a case.
     low_day = ctx.adj_ratio <= 1.0 - th.num(sec, "low_day_pct") / 100.0
     c["interval_loss"] = np.where(volume_ok & low_day, iloss, 0.0)
+
 
     age = state["theft_tamper_age"]
     c["tamper"] = np.where(age < _NEVER, 0.5 ** (age / th.num(sec, "tamper_half_life_days")), 0.0)
@@ -264,8 +286,47 @@ def _signals(ctx: DayContext, state: Arrays, th: Thresholds) -> tuple[dict[str, 
         "interval_implied": implied,
         "interval_cusum": state["theft_iloss_cusum"].astype(np.float64),
         "rough_ratio": rough_ratio,
+        **{f"power_{k}": v for k, v in power.items() if k != "c"},
     }
     return c, raw
+
+
+def _power_mismatch(
+    ctx: DayContext, state: Arrays, th: Thresholds, usable: np.ndarray, volume_ok: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Today's energy / instantaneous energy, its z below the usual ratio, their CUSUM and c ∈ [0, 1].
+
+    Judged where the instantaneous values account for at least
+    ``power_min_kwh`` today (an idle meter's day is rounding) and the meter
+    is ``usable`` (not stopped, not within a phase-event hold, no reverse
+    energy, no generation: the current carries the export too). The usual ratio and its spread are a meter's own (its CT and
+    voltage channel errors; how its current samples spread around each
+    interval's mean power: a real 96-point curve samples the current, a
+    household's load cycles): an exponentially weighted mean and variance
+    over ``power_days`` ordinary days, learnt only while the CUSUM is at 0
+    and judged after ``power_min_days`` of them, the spread at least
+    ``power_sigma_floor``. Each day's z, at most ``power_z_cap`` (one odd
+    day never makes a case), feeds Page's CUSUM with allowance
+    ``power_cusum_k``; c ramps on it from ``power_cusum_start`` to
+    ``power_cusum_full`` on a day the volume signals judge (``volume_ok``).
+    """
+    sec, day = "theft_suspected", ctx.day
+    power = day.power_kwh.astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(power >= th.num(sec, "power_min_kwh"), day.power_energy_kwh / power, np.nan)
+    mean, var, days = state["theft_power_ratio"], state["theft_power_var"], state["theft_power_days"]
+    cusum = state["theft_power_cusum"]
+    usual = mean.astype(np.float64)
+    sigma = np.maximum(np.sqrt(var.astype(np.float64)), th.num(sec, "power_sigma_floor"))
+    learnt = days >= th.count(sec, "power_min_days")
+    z = np.where(usable & learnt, (usual - ratio) / sigma, np.nan)
+    Cusum(cusum, th.num(sec, "power_cusum_k")).update(np.minimum(z, th.num(sec, "power_z_cap")))
+    c = np.where(volume_ok, ramp(cusum.astype(np.float64), th.num(sec, "power_cusum_start"), th.num(sec, "power_cusum_full")), 0.0)
+    ordinary = ctx.adj_ratio > 1.0 - th.num("sustained_drop", "drop_pct") / 100.0
+    learn = usable & ordinary & (cusum == 0.0) & ~np.isnan(ratio)
+    EWMeanVar(mean, var, 2.0 / (th.num(sec, "power_days") + 1.0)).update(np.where(learn, ratio, np.nan))
+    days[:] = np.minimum(days.astype(np.int16) + learn, _NEVER)
+    return {"ratio": ratio, "usual": usual, "sigma": sigma, "z": z, "cusum": cusum.astype(np.float64), "c": c}
 
 
 def _roughness(ctx: DayContext, th: Thresholds) -> np.ndarray:
@@ -355,6 +416,16 @@ def _evidence(i: int, ctx: DayContext, c: dict[str, np.ndarray], raw: dict[str, 
             "share_if_theft": plain(raw["interval_implied"][i], 3),
             "z_today": plain(raw["interval_z"][i], 2),
             "cusum": plain(raw["interval_cusum"][i], 2),
+        }
+    if c["power_mismatch"][i] > 0:
+        out["power_mismatch"] = {
+            "energy_kwh": plain(ctx.day.power_energy_kwh[i], 3),
+            "instantaneous_kwh": plain(ctx.day.power_kwh[i], 3),
+            "ratio": plain(raw["power_ratio"][i], 3),
+            "usual_ratio": plain(raw["power_usual"][i], 3),
+            "usual_sigma": plain(raw["power_sigma"][i], 3),
+            "z_today": plain(raw["power_z"][i], 2),
+            "cusum": plain(raw["power_cusum"][i], 2),
         }
     if c["tamper"][i] > 0:
         out["tamper_days_ago"] = int(raw["tamper_age"][i])
