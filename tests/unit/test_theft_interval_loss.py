@@ -209,3 +209,22 @@ def test_rough_readings_without_a_real_drop_are_no_theft() -> None:
 
     out, _ = run_days(FAMILY, area, 42, jumpy)
     assert not _theft(out, area.ids[5])
+
+
+def test_a_gap_in_another_meters_readings_lends_its_jump_to_no_one() -> None:
+    """The balance fills a missing reading at the meter's mean: the loss of that interval holds what it really used."""
+    true = _households(60, seed=4)
+    rng = np.random.default_rng(40)
+    gaps = rng.choice(96, 6, replace=False)
+    for k, t in enumerate(gaps):
+        true[10 + k, t] += 0.6  # a kettle in the interval this meter's reading goes missing...
+        true[3, t] += 0.25  # ...while meter 3, honest, happens to boil one too
+    reported = true.copy()
+    for k, t in enumerate(gaps):
+        reported[10 + k, t] = np.nan
+    supplied, _ = _area(true, seed=4)
+    filled = np.where(np.isnan(reported), np.nanmean(reported, axis=1, keepdims=True), reported)
+    loss = supplied - filled.sum(axis=0)  # as the balance computes it
+    m = interval_match(reported, loss, supplied, min_points=40)
+    assert m.points <= 95 - 6
+    assert abs(m.calibrated_z(20)[3]) < 3.0
