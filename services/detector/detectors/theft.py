@@ -78,11 +78,12 @@ Combination, a noisy-OR (Pearl 1988, §4.3): ``score_day = 1 − Π_s (1 −
 w_s·c_s)``, smoothed by its exponentially weighted mean over
 ``score_days`` (span), so one odd day of a one-day signal cannot open a
 theft case but a few consistent ones do; days not judged (incomplete
-data) leave it unchanged. ``sustained_drop``, ``area_loss`` and ``interval_loss`` already
-integrate over days (CUSUMs, a test over the days since the onset), as
-does ``power_mismatch``, so their own noisy-OR counts at once: the alert's score is the larger of the
-two (smoothed, integrated), and a large bypass is a case on its first full day instead of
-waiting out a second smoothing. The evidence lists every signal's
+data) leave it unchanged. ``sustained_drop``, ``area_loss``,
+``interval_loss`` and ``power_mismatch`` already integrate over days
+(CUSUMs, a test over the days since the onset), so their own noisy-OR
+counts at once: the alert's score is the larger of the two (smoothed,
+integrated), and a large bypass is a case on its first full day instead
+of waiting out a second smoothing. The evidence lists every signal's
 contribution ``w_s·c_s``.
 
 A rule of the consumption family. State per meter (27 B): ``theft_score``
@@ -217,7 +218,6 @@ def _signals(ctx: DayContext, state: Arrays, th: Thresholds) -> tuple[dict[str, 
     low_day = ctx.adj_ratio <= 1.0 - th.num(sec, "low_day_pct") / 100.0
     c["interval_loss"] = np.where(volume_ok & low_day, iloss, 0.0)
 
-
     age = state["theft_tamper_age"]
     c["tamper"] = np.where(age < _NEVER, 0.5 ** (age / th.num(sec, "tamper_half_life_days")), 0.0)
 
@@ -299,10 +299,11 @@ def _power_mismatch(
     Judged where the instantaneous values account for at least
     ``power_min_kwh`` today (an idle meter's day is rounding) and the meter
     is ``usable`` (not stopped, not within a phase-event hold, no reverse
-    energy, no generation: the current carries the export too). The usual ratio and its spread are a meter's own (its CT and
-    voltage channel errors; how its current samples spread around each
-    interval's mean power: a real 96-point curve samples the current, a
-    household's load cycles): an exponentially weighted mean and variance
+    energy, no generation: its current carries the export too). The usual
+    ratio and its spread are a meter's own (its CT and voltage channel
+    errors; how its current samples spread around each interval's mean
+    power: a 96-point curve samples the current, a household's load cycles
+    within minutes): an exponentially weighted mean and variance
     over ``power_days`` ordinary days, learnt only while the CUSUM is at 0
     and judged after ``power_min_days`` of them, the spread at least
     ``power_sigma_floor``. Each day's z, at most ``power_z_cap`` (one odd
