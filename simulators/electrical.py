@@ -7,16 +7,24 @@ along the feeder. The shared fluctuation is what lets a detector find a
 meter archived in the wrong area: its voltage tracks the other
 transformer. Currents follow from power, voltage and power factor
 (I = P / (V × pf) per phase), divided by the CT ratio for CT meters,
-which display secondary amperes.
+which display secondary amperes. The power is the one at the instant the
+meter samples its current (a 96-point curve holds samples, not interval
+means): the interval's mean power times a lognormal factor of mean 1,
+wider for a household, whose load cycles within minutes (kettles,
+compressors), than for a business.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from simulators.fleet import NOMINAL_VOLTAGE_V, AreaFleet
+from simulators.fleet import NOMINAL_VOLTAGE_V, RESIDENTIAL, AreaFleet
 
-__all__ = ["busbar_voltage", "meter_voltage", "phase_currents", "power_factor", "demand_kw"]
+__all__ = ["busbar_voltage", "meter_voltage", "sampled_power", "phase_currents", "power_factor", "demand_kw"]
+
+SAMPLE_SIGMA = {RESIDENTIAL: 0.3}
+"""σ of the log of a current sample against the interval's mean power, per customer class (others: ``SAMPLE_SIGMA_OTHER``)."""
+SAMPLE_SIGMA_OTHER = 0.15
 
 
 def busbar_voltage(fleet: AreaFleet, load_ratio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -53,6 +61,12 @@ def meter_voltage(
         v[idx, :, 0] = v[idx, :, :][np.arange(len(idx)), :, fleet.supply_phase[idx]]
         v[idx, :, 1:] = np.nan
     return v
+
+
+def sampled_power(fleet: AreaFleet, power_kw: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(M, P) the power at each interval's current sample: its mean power × a lognormal factor of mean 1."""
+    sigma = np.where(fleet.customer_class == RESIDENTIAL, SAMPLE_SIGMA[RESIDENTIAL], SAMPLE_SIGMA_OTHER)[:, None]
+    return power_kw * np.exp(sigma * rng.standard_normal(power_kw.shape) - 0.5 * sigma**2)
 
 
 def phase_currents(

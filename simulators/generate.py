@@ -33,7 +33,7 @@ import orjson
 
 from simulators.anomalies import INJECTORS
 from simulators.areaday import AreaDay
-from simulators.electrical import busbar_voltage, demand_kw, meter_voltage, phase_currents, power_factor
+from simulators.electrical import busbar_voltage, demand_kw, meter_voltage, phase_currents, power_factor, sampled_power
 from simulators.faults import FaultPlan, plan_faults
 from simulators.fleet import STREAM_CLOCK, STREAM_PHYSICS, AreaFleet, area_rng, build_fleet
 from simulators.labels import build_labels
@@ -47,7 +47,7 @@ from simulators.timegrid import TimeGrid
 
 __all__ = ["Simulation", "Sink"]
 
-STREAM_SHAPES, STREAM_ANOMALY = 3, 4
+STREAM_SHAPES, STREAM_ANOMALY, STREAM_SAMPLES = 3, 4, 5
 _DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 
 
@@ -177,7 +177,8 @@ class Simulation:
             f = ad.fleet
             ad.voltage = meter_voltage(f, busbars[ad.fed_by, cols], ratio[ad.fed_by, cols], physics[a])
             ad.pf = power_factor(f, p, physics[a])
-            ad.current = phase_currents(f, (ad.imp + ad.exp) / grid.dt_h, ad.voltage, ad.pf)
+            samples = np.random.default_rng([s.seed, f.index, STREAM_SAMPLES, ad.day])
+            ad.current = phase_currents(f, sampled_power(f, (ad.imp + ad.exp) / grid.dt_h, samples), ad.voltage, ad.pf)
             ad.demand = demand_kw(ad.imp / grid.dt_h, physics[a])
             self._hooks(a, ad, "measure")
             ad.reported = ad.meas_fwd.copy()

@@ -161,12 +161,17 @@ def test_area_labels_tell_the_truth_about_the_loss() -> None:
 
 
 def test_currents_and_voltages_are_consistent_with_the_energy() -> None:
+    """Currents are samples of the load: each interval's V·I·pf scatters around its mean power, the day's sums agree."""
     for day in baseline()[0]:
         f = day.fleet
         one = np.flatnonzero((f.phases == 1) & ~f.has_generation & np.array([s == "active" for s in f.status]))
         power_kw = day.imp[one] / day.dt_h
         from_iv = day.voltage[one, :, 0] * day.current[one, :, 0] * day.pf[one] * f.multiplier[one, None] / 1000.0
-        assert np.allclose(power_kw, from_iv, rtol=1e-6)
+        used = power_kw > 0
+        log = np.log(from_iv[used] / power_kw[used])
+        assert 0.1 < log.std() < 0.4 and abs(np.median(log)) < 0.1
+        busy = power_kw.sum(axis=1) * day.dt_h >= 2.0
+        assert np.allclose(from_iv[busy].sum(axis=1), power_kw[busy].sum(axis=1), rtol=0.2)
         v = day.voltage[:, :, 0]
         assert (v > 0.9 * 220).all() and (v < 1.1 * 220).all()
         assert (day.demand >= day.imp / day.dt_h - 1e-9).all()

@@ -304,9 +304,11 @@ def _power_mismatch(
     errors; how its current samples spread around each interval's mean
     power: a 96-point curve samples the current, a household's load cycles
     within minutes): an exponentially weighted mean and variance
-    over ``power_days`` ordinary days, learnt only while the CUSUM is at 0
-    and judged after ``power_min_days`` of them, the spread at least
-    ``power_sigma_floor``. Each day's z, at most ``power_z_cap`` (one odd
+    over ``power_days`` ordinary days, judged after ``power_min_days`` of
+    them, the spread at least ``power_sigma_floor``. A day teaches it only
+    within ``power_learn_z`` of it on either side (a one-sided rule, such
+    as learning only while the CUSUM is at 0, biases it away from the
+    days it leaves out) and while the CUSUM is below ``power_cusum_start``. Each day's z, at most ``power_z_cap`` (one odd
     day never makes a case), feeds Page's CUSUM with allowance
     ``power_cusum_k``; c ramps on it from ``power_cusum_start`` to
     ``power_cusum_full`` on a day the volume signals judge (``volume_ok``).
@@ -324,7 +326,8 @@ def _power_mismatch(
     Cusum(cusum, th.num(sec, "power_cusum_k")).update(np.minimum(z, th.num(sec, "power_z_cap")))
     c = np.where(volume_ok, ramp(cusum.astype(np.float64), th.num(sec, "power_cusum_start"), th.num(sec, "power_cusum_full")), 0.0)
     ordinary = ctx.adj_ratio > 1.0 - th.num("sustained_drop", "drop_pct") / 100.0
-    learn = usable & ordinary & (cusum == 0.0) & ~np.isnan(ratio)
+    near = ~learnt | (np.abs(z) < th.num(sec, "power_learn_z"))
+    learn = usable & ordinary & near & (cusum < th.num(sec, "power_cusum_start")) & ~np.isnan(ratio)
     EWMeanVar(mean, var, 2.0 / (th.num(sec, "power_days") + 1.0)).update(np.where(learn, ratio, np.nan))
     days[:] = np.minimum(days.astype(np.int16) + learn, _NEVER)
     return {"ratio": ratio, "usual": usual, "sigma": sigma, "z": z, "cusum": cusum.astype(np.float64), "c": c}
