@@ -474,9 +474,12 @@ def test_a_daily_appliance_peak_is_not_a_spike() -> None:
     assert len(of(out, "interval_spike")) == 0
 
 
-def current_backed_feed(seed: int, top_kwh: float, vi_kwh: float, shoulder_kwh: float | None = None) -> AreaFeed:
+def current_backed_feed(
+    seed: int, top_kwh: float, vi_kwh: float, shoulder_kwh: float | None = None, demand_kwh: float | None = None
+) -> AreaFeed:
     """Ten days of one meter (220 V, pf 1, 15 min) with a 0.3 kWh evening peak; on the tenth the peak reads
-    ``top_kwh`` while the current implies ``vi_kwh``. ``shoulder_kwh``: two more intervals at that level every day."""
+    ``top_kwh`` while the current implies ``vi_kwh`` and the demand ``demand_kwh`` (None: no demand reported).
+    ``shoulder_kwh``: two more intervals at that level every day."""
     feed = AreaFeed(make_archive(1), detectors=(IntervalSpike(),))
     rng = np.random.default_rng(seed)
     for d in range(10):
@@ -485,9 +488,11 @@ def current_backed_feed(seed: int, top_kwh: float, vi_kwh: float, shoulder_kwh: 
             energy[[70, 71]] = shoulder_kwh
         energy[76] = 0.3 if d < 9 else top_kwh
         for k in range(96):
-            kwh = vi_kwh if (d == 9 and k == 76) else energy[k]  # the energy the current carries
+            top = d == 9 and k == 76
+            kwh = vi_kwh if top else energy[k]  # the energy the current carries
+            demand = {"demand_kw": 4 * demand_kwh} if (top and demand_kwh is not None) else {}
             feed.push(T0 + d * DAY_S + (k + 1) * 900, energy_kwh=energy[k], voltage_a_v=220.0,
-                      current_a_a=kwh * 4 * 1000 / 220, power_factor=1.0)
+                      current_a_a=kwh * 4 * 1000 / 220, power_factor=1.0, **demand)
     feed.flush()
     return feed
 
@@ -633,7 +638,7 @@ def test_statistical_state_per_meter_is_small() -> None:
     feed.push(T0 + 900, energy_kwh=0.1)
     per_meter = feed.state.bytes_per_meter()
     mine = {k: per_meter[k] for k in ("consumption", "interval_spike", "low_power_factor", "current_imbalance", "wrong_area")}
-    assert mine == {"consumption": 278, "interval_spike": 29, "low_power_factor": 0, "current_imbalance": 8, "wrong_area": 101}
+    assert mine == {"consumption": 278, "interval_spike": 37, "low_power_factor": 0, "current_imbalance": 8, "wrong_area": 101}
     assert sum(per_meter.values()) <= 1024
 
 
@@ -642,3 +647,16 @@ def test_day_view_type_is_what_the_pipeline_builds() -> None:
     area = SyntheticArea(n=2, seed=1)
     view = day_view(area.archive, 0, area.true(0), None)
     assert isinstance(view, DayView) and view.intervals_per_day == IPD and view.complete
+
+
+@pytest.mark.parametrize("backed", [False, True])
+def test_where_the_reading_carries_demand_the_demand_decides(backed: bool) -> None:
+    """The current sample (one instant of a cycling load) says 1.0 kWh of the 2.0 reported, within the sample's
+    tolerance either way; the interval's demand says 2.1 kWh (a real peak) or 0.3 (a value the load never had)."""
+    feed = current_backed_feed(5, top_kwh=2.0, vi_kwh=1.0 if backed else 1.3, demand_kwh=2.1 if backed else 0.3)
+    spikes = feed.opened("interval_spike")
+    if backed:
+        assert not spikes
+    else:
+        [alert] = spikes
+        assert alert["evidence"]["demand_kwh"] == pytest.approx(0.3, rel=1e-3)

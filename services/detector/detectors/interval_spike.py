@@ -12,21 +12,26 @@ regularly peaks that high (a daily kettle, a pump) is left alone, once
 Intervals come from the pipeline's completed energy: a collection gap's
 register lump is never booked into one interval, so gaps cannot fire it.
 
-A spike the meter's own instantaneous values confirm is consumption, not an
-implausible interval: when the energy that the interval's phase voltages,
-currents and power factor imply (Σ V·I·pf × interval × multiplier) is itself
-above the day's third-highest by more than the tolerance, or accounts for
-the reported interval within ``instantaneous_match_pct`` (a real peak just
-at the tolerance, whose V·I·pf falls a rounding short of it), the load
-really rose (a heater, a kettle, a pump) and nothing fires. A reported interval that
-the current does not back (a corrupted value, a register glitch) still fires;
-so does one without instantaneous values.
+A spike the meter's own measurements back is consumption, not an
+implausible interval, and nothing fires (a heater, a kettle, a pump).
+Where the reading carries the interval's demand (the peak of its sliding
+average power, so at least its mean), the demand decides: it backs the
+interval when demand × interval is within ``demand_match_pct`` of the
+reported energy. Otherwise the instantaneous values decide, which are one
+sample of the current (a household's load cycles within minutes): the
+energy the interval's phase voltages, currents and power factor imply
+(Σ V·I·pf × interval × multiplier) backs it when it is itself above the
+day's third-highest by more than the tolerance, or within
+``instantaneous_match_pct`` of the reported energy. A reported interval
+its measurements do not back (a corrupted value, a register glitch) still
+fires; so does one without demand or instantaneous values.
 
-State per meter (29 B): ``peak`` float32 the decayed running maximum of
+State per meter (37 B): ``peak`` float32 the decayed running maximum of
 daily peaks, ``days`` uint8 days of history (saturating at 255); for the
 open day and the next one (rows by epoch day mod 2): ``top_day`` int32 the
 epoch day, ``top_kwh`` float32 its highest interval so far, ``top_vi_kwh``
-float32 the energy its instantaneous values imply.
+and ``top_demand_kwh`` float32 the energy its instantaneous values and its
+demand imply.
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ class IntervalSpike(Detector):
             "top_day": np.full((n_meters, 2), -1, np.int32),
             "top_kwh": np.full((n_meters, 2), np.nan, np.float32),
             "top_vi_kwh": np.full((n_meters, 2), np.nan, np.float32),
+            "top_demand_kwh": np.full((n_meters, 2), np.nan, np.float32),
         }
 
     def on_frame(self, view: IntervalView, archive: AreaArchive, state: Arrays, th: Thresholds) -> list[Finding]:
@@ -70,34 +76,40 @@ class IntervalSpike(Detector):
         row = day_no % 2
         older = state["top_day"][idx, row] > day_no  # a late reading of a closed day: its row is a newer day's now
         energy, vi_kwh = view.energy_kwh, view.instantaneous_kwh
+        demand_kwh = frame.demand_kw * (frame.interval_minutes / 60.0)
         if older.any():
             keep = ~older
-            idx, energy, vi_kwh = idx[keep], energy[keep], vi_kwh[keep]
+            idx, energy, vi_kwh, demand_kwh = idx[keep], energy[keep], vi_kwh[keep], demand_kwh[keep]
         stale = state["top_day"][idx, row] != day_no
         if stale.any():
             state["top_day"][idx[stale], row] = day_no
             state["top_kwh"][idx[stale], row] = np.nan
             state["top_vi_kwh"][idx[stale], row] = np.nan
+            state["top_demand_kwh"][idx[stale], row] = np.nan
         higher = ~np.isnan(energy) & ~(energy <= state["top_kwh"][idx, row])  # NaN top: anything is higher
         if not higher.any():
             return []
         rows = idx[higher]
         state["top_kwh"][rows, row] = energy[higher]
         state["top_vi_kwh"][rows, row] = vi_kwh[higher]
+        state["top_demand_kwh"][rows, row] = demand_kwh[higher]
         return []
 
     def _confirmed(
         self, day: DayView, first: np.ndarray, third: np.ndarray, over: float, state: Arrays, th: Thresholds
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Per meter: whether the day's highest interval is backed by its own instantaneous values (real load),
-        and the energy they imply for it (NaN: unknown)."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per meter: whether the day's highest interval is backed by its own demand or instantaneous values (real
+        load), and the energy each implies for it (NaN: unknown)."""
         day_no = day.day_start // DAY_S
         row = day_no % 2
         same = (state["top_day"][:, row] == day_no) & np.isclose(state["top_kwh"][:, row], first, rtol=1e-5)
         vi = np.where(same, state["top_vi_kwh"][:, row].astype(np.float64), np.nan)
+        demand = np.where(same, state["top_demand_kwh"][:, row].astype(np.float64), np.nan)
         match = th.num(self.name, "instantaneous_match_pct") / 100.0
         with np.errstate(invalid="ignore"):
-            return same & ((vi > third * (1.0 + over)) | (vi >= first * (1.0 - match))), vi
+            by_demand = demand >= first * (1.0 - th.num(self.name, "demand_match_pct") / 100.0)
+            by_sample = (vi > third * (1.0 + over)) | (vi >= first * (1.0 - match))
+        return same & np.where(np.isnan(demand), by_sample, by_demand), vi, demand
 
     def on_day(self, day: DayView, archive: AreaArchive, state: Arrays, th: Thresholds) -> list[Finding]:
         sec = self.name
@@ -117,7 +129,7 @@ class IntervalSpike(Detector):
             & (first > peak * (1.0 + th.num(sec, "over_peak_history_pct") / 100.0))
             & (first >= th.num(sec, "min_interval_kwh"))
         )
-        confirmed, vi = self._confirmed(day, first, third, over, state, th)
+        confirmed, vi, demand = self._confirmed(day, first, third, over, state, th)
         hit = over_rule & ~confirmed
         # Learn today's peak unless it is the spike: decay the record, keep the larger.
         decay = 0.5 ** (1.0 / th.num(sec, "peak_half_life_days"))
@@ -136,6 +148,7 @@ class IntervalSpike(Detector):
                 "peak_history_kwh": plain(peak[i]),
                 "max_over_third_pct": th.num(sec, "max_over_third_pct"),
                 "instantaneous_kwh": plain(vi[i]),  # what V·I·pf imply for that interval (null: unknown)
+                "demand_kwh": plain(demand[i]),  # what its demand implies (null: unknown)
             }
             score = exceed_score(first[i], third[i] * (1.0 + over))
             out.append(Finding.of(th, sec, archive.meter_ids[i], day.area_id, day.end, score, evidence))

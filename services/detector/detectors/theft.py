@@ -306,9 +306,9 @@ def _power_mismatch(
     within minutes): an exponentially weighted mean and variance
     over ``power_days`` ordinary days, judged after ``power_min_days`` of
     them, the spread at least ``power_sigma_floor``. A day teaches it only
-    within ``power_learn_z`` of it on either side (a one-sided rule, such
-    as learning only while the CUSUM is at 0, biases it away from the
-    days it leaves out) and while the CUSUM is below ``power_cusum_start``. Each day's z, at most ``power_z_cap`` (one odd
+    within ``power_learn_z`` of it on either side: a one-sided rule, such
+    as learning only while the CUSUM is low, biases it away from the days
+    it leaves out and, once the CUSUM is up, freezes the bias in. Each day's z, at most ``power_z_cap`` (one odd
     day never makes a case), feeds Page's CUSUM with allowance
     ``power_cusum_k``; c ramps on it from ``power_cusum_start`` to
     ``power_cusum_full`` on a day the volume signals judge (``volume_ok``).
@@ -327,7 +327,7 @@ def _power_mismatch(
     c = np.where(volume_ok, ramp(cusum.astype(np.float64), th.num(sec, "power_cusum_start"), th.num(sec, "power_cusum_full")), 0.0)
     ordinary = ctx.adj_ratio > 1.0 - th.num("sustained_drop", "drop_pct") / 100.0
     near = ~learnt | (np.abs(z) < th.num(sec, "power_learn_z"))
-    learn = usable & ordinary & near & (cusum < th.num(sec, "power_cusum_start")) & ~np.isnan(ratio)
+    learn = usable & ordinary & near & ~np.isnan(ratio)
     EWMeanVar(mean, var, 2.0 / (th.num(sec, "power_days") + 1.0)).update(np.where(learn, ratio, np.nan))
     days[:] = np.minimum(days.astype(np.int16) + learn, _NEVER)
     return {"ratio": ratio, "usual": usual, "sigma": sigma, "z": z, "cusum": cusum.astype(np.float64), "c": c}

@@ -146,7 +146,8 @@ IMPLIED: dict[tuple[str, str | None], tuple[Implied, ...]] = {
     ("over_capacity", None): (Implied("consumption_swing"), Implied("meter_flying")),
     ("meter_flying", None): (Implied("consumption_swing"),),
     ("interval_spike", None): (Implied("consumption_swing"),),
-    ("usage_on_inactive", None): (Implied("consumption_swing"),),
+    # A closed account's new load may exceed the contract it had: a real over-capacity.
+    ("usage_on_inactive", None): (Implied("consumption_swing"), Implied("over_capacity")),
     # A register step breaks the day's sum check (interval sum ≠ register difference).
     ("register_decrease", None): (Implied("multiplier_mismatch"),),
     # Apparent demand is kW / power factor.
