@@ -22,9 +22,8 @@ from simulators.fleet import NOMINAL_VOLTAGE_V, RESIDENTIAL, AreaFleet
 
 __all__ = ["busbar_voltage", "meter_voltage", "sampled_power", "phase_currents", "power_factor", "demand_kw"]
 
-SAMPLE_SIGMA = {RESIDENTIAL: 0.3}
-"""σ of the log of a current sample against the interval's mean power, per customer class (others: ``SAMPLE_SIGMA_OTHER``)."""
-SAMPLE_SIGMA_OTHER = 0.15
+SAMPLE_SIGMA_HOUSEHOLD, SAMPLE_SIGMA_OTHER = 0.3, 0.15
+"""σ of the log of a current sample against the interval's mean power: residential customers, everyone else."""
 
 
 def busbar_voltage(fleet: AreaFleet, load_ratio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -65,7 +64,7 @@ def meter_voltage(
 
 def sampled_power(fleet: AreaFleet, power_kw: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """(M, P) the power at each interval's current sample: its mean power × a lognormal factor of mean 1."""
-    sigma = np.where(fleet.customer_class == RESIDENTIAL, SAMPLE_SIGMA[RESIDENTIAL], SAMPLE_SIGMA_OTHER)[:, None]
+    sigma = np.where(fleet.customer_class == RESIDENTIAL, SAMPLE_SIGMA_HOUSEHOLD, SAMPLE_SIGMA_OTHER)[:, None]
     return power_kw * np.exp(sigma * rng.standard_normal(power_kw.shape) - 0.5 * sigma**2)
 
 

@@ -209,9 +209,10 @@ def _signals(ctx: DayContext, state: Arrays, th: Thresholds) -> tuple[dict[str, 
     rev = ctx.reverse_kwh
     reversed_ = (rev > th.num("reverse_energy", "min_kwh")) & ~archive.has_generation
     held = state["theft_phase_age"] >= th.num(sec, "phase_event_hold_days")
-    im, iz, implied, iloss = _interval_loss(ctx, state, th, ~stopped & held & ~reversed_)
+    usable = ~stopped & held & ~reversed_
+    im, iz, implied, iloss = _interval_loss(ctx, state, th, usable)
     # A generation customer's current carries its export too, which its forward energy does not count.
-    power = _power_mismatch(ctx, state, th, ~stopped & held & ~reversed_ & ~archive.has_generation, volume_ok)
+    power = _power_mismatch(ctx, state, th, usable & ~archive.has_generation, volume_ok)
     c["power_mismatch"] = power["c"]
     # The two per-day volume tests that see no volume themselves count only on a clearly low day: an
     # honest meter a few percent under its level, with a noisy test, is not a case.
@@ -303,15 +304,16 @@ def _power_mismatch(
     ratio and its spread are a meter's own (its CT and voltage channel
     errors; how its current samples spread around each interval's mean
     power: a 96-point curve samples the current, a household's load cycles
-    within minutes): an exponentially weighted mean and variance
-    over ``power_days`` ordinary days, judged after ``power_min_days`` of
-    them, the spread at least ``power_sigma_floor``. A day teaches it only
-    within ``power_learn_z`` of it on either side: a one-sided rule, such
-    as learning only while the CUSUM is low, biases it away from the days
-    it leaves out and, once the CUSUM is up, freezes the bias in. Each day's z, at most ``power_z_cap`` (one odd
-    day never makes a case), feeds Page's CUSUM with allowance
-    ``power_cusum_k``; c ramps on it from ``power_cusum_start`` to
-    ``power_cusum_full`` on a day the volume signals judge (``volume_ok``).
+    within minutes): an exponentially weighted mean and variance over
+    ``power_days`` ordinary days, judged after ``power_min_days`` of them,
+    the spread at least ``power_sigma_floor``. A day teaches it only within
+    ``power_learn_z`` of it on either side: a one-sided rule, such as
+    learning only while the CUSUM is low, biases it away from the days it
+    leaves out and, once the CUSUM is up, freezes the bias in. Each day's
+    z, at most ``power_z_cap`` (one odd day never makes a case), feeds
+    Page's CUSUM with allowance ``power_cusum_k``; c ramps on it from
+    ``power_cusum_start`` to ``power_cusum_full`` on a day the volume
+    signals judge (``volume_ok``).
     """
     sec, day = "theft_suspected", ctx.day
     power = day.power_kwh.astype(np.float64)

@@ -32,35 +32,27 @@ SLACK_S = 86_400
 
 def without_faults(scenario: Scenario) -> Scenario:
     """``scenario`` with every labelled data fault off (the clock noise is not a fault and stays, so the physics does)."""
-    off = FaultRates(gap=0, duplicate=0, late_upload=0, out_of_order=0, unit_wh=0, register_reset=0, malformed=0)
-    return replace(scenario, faults=replace(off, clock_noise=scenario.faults.clock_noise))
+    off = FaultRates(
+        gap=0, duplicate=0, late_upload=0, out_of_order=0, unit_wh=0, register_reset=0, malformed=0,
+        clock_noise=scenario.faults.clock_noise,
+    )  # fmt: skip
+    return replace(scenario, faults=off)
 
 
-class _AreasOnly:
-    """The simulator's sink: the archive records and uploads of some areas (their key) to a runner, the rest dropped."""
+class _AreasOnly(OfflineRunner):
+    """An offline runner that takes the archive records and uploads of some areas (their key) and drops the rest."""
 
-    wants_csv = False
-
-    def __init__(self, runner: OfflineRunner, areas: set[str]) -> None:
-        self._runner = runner
+    def __init__(self, areas: set[str], thresholds: Path | None) -> None:
+        super().__init__(load_thresholds(thresholds))
         self._areas = areas
 
     def archive(self, key: str, value: bytes) -> None:
         if key in self._areas:
-            self._runner.archive(key, value)
+            super().archive(key, value)
 
     def raw(self, key: str, value: bytes) -> None:
         if key in self._areas:
-            self._runner.raw(key, value)
-
-    def label(self, key: str, value: bytes) -> None:
-        """Labels are not the detector's business."""
-
-    def csv(self, text: str) -> None:
-        """No CSV export here."""
-
-    def barrier(self) -> None:
-        """Nothing is in flight in-process."""
+            super().raw(key, value)
 
 
 def _raised(suspect: dict, alerts: list[Alert]) -> bool:
@@ -78,8 +70,8 @@ def _raised(suspect: dict, alerts: list[Alert]) -> bool:
 def control_run(check: FaultCheck, scenario: Scenario, thresholds: Path | None = None) -> None:
     """Run the suspects' areas of ``scenario`` again without data faults; mark each suspect and count ``caused``."""
     areas = sorted({s["area_id"] for s in check.suspects})
-    runner = OfflineRunner(load_thresholds(thresholds))
-    Simulation(without_faults(scenario)).run(_AreasOnly(runner, set(areas)))
+    runner = _AreasOnly(set(areas), thresholds)
+    Simulation(without_faults(scenario)).run(runner)
     again = [Alert.of(obj) for obj in fold_alerts(runner.finish().records)]
     for suspect in check.suspects:
         suspect["in_control"] = _raised(suspect, again)
