@@ -475,18 +475,23 @@ def test_a_daily_appliance_peak_is_not_a_spike() -> None:
 
 
 def current_backed_feed(
-    seed: int, top_kwh: float, vi_kwh: float, shoulder_kwh: float | None = None, demand_kwh: float | None = None
+    seed: int,
+    top_kwh: float,
+    vi_kwh: float,
+    shoulder_kwh: float | None = None,
+    demand_kwh: float | None = None,
+    usual_peak_kwh: float = 0.3,
 ) -> AreaFeed:
-    """Ten days of one meter (220 V, pf 1, 15 min) with a 0.3 kWh evening peak; on the tenth the peak reads
-    ``top_kwh`` while the current implies ``vi_kwh`` and the demand ``demand_kwh`` (None: no demand reported).
-    ``shoulder_kwh``: two more intervals at that level every day."""
+    """Ten days of one meter (220 V, pf 1, 15 min) with a ``usual_peak_kwh`` evening peak; on the tenth the peak
+    reads ``top_kwh`` while the current implies ``vi_kwh`` and the demand ``demand_kwh`` (None: no demand
+    reported). ``shoulder_kwh``: two more intervals at that level every day."""
     feed = AreaFeed(make_archive(1), detectors=(IntervalSpike(),))
     rng = np.random.default_rng(seed)
     for d in range(10):
         energy = 0.1 + 0.05 * rng.random(96)
         if shoulder_kwh is not None:
             energy[[70, 71]] = shoulder_kwh
-        energy[76] = 0.3 if d < 9 else top_kwh
+        energy[76] = usual_peak_kwh if d < 9 else top_kwh
         for k in range(96):
             top = d == 9 and k == 76
             kwh = vi_kwh if top else energy[k]  # the energy the current carries
@@ -660,3 +665,17 @@ def test_where_the_reading_carries_demand_the_demand_decides(backed: bool) -> No
     else:
         [alert] = spikes
         assert alert["evidence"]["demand_kwh"] == pytest.approx(0.3, rel=1e-3)
+
+
+@pytest.mark.parametrize("refuted", [False, True])
+def test_a_demand_far_below_the_energy_fires_without_the_peak_history(refuted: bool) -> None:
+    """The meter peaks at 1.2 kWh every evening, so 2.0 kWh is not twice its history; its demand says 0.6 kWh
+    (the load could not deliver 2.0: a spike) or 1.3 (not a match, but not twice short either: no alert)."""
+    feed = current_backed_feed(7, top_kwh=2.0, vi_kwh=1.3, demand_kwh=0.6 if refuted else 1.3, usual_peak_kwh=1.2)
+    spikes = feed.opened("interval_spike")
+    if refuted:
+        [alert] = spikes
+        ev = alert["evidence"]
+        assert ev["judged_by"] == "demand" and ev["highest_kwh"] < 2 * ev["peak_history_kwh"]
+    else:
+        assert not spikes

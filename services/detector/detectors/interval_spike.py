@@ -26,6 +26,15 @@ day's third-highest by more than the tolerance, or within
 its measurements do not back (a corrupted value, a register glitch) still
 fires; so does one without demand or instantaneous values.
 
+The demand can also refute an interval: energy above demand × interval
+is more than the load's peak average power could deliver in it. Where
+the reported energy exceeds a positive demand × interval by more than
+``demand_refutes_pct``, the interval fires without the peak-history
+condition (the day's shape still has to hold): a spike capped at the
+meter's rating on a meter whose normal peaks reach half of it is never
+twice its history, but its own demand register says the load was not
+there.
+
 State per meter (37 B): ``peak`` float32 the decayed running maximum of
 daily peaks, ``days`` uint8 days of history (saturating at 255); for the
 open day and the next one (rows by epoch day mod 2): ``top_day`` int32 the
@@ -122,15 +131,12 @@ class IntervalSpike(Detector):
         over = th.num(sec, "max_over_third_pct") / 100.0
         peak = state["peak"].astype(np.float64)
         history = state["days"] >= th.count(sec, "min_history_days")
-        over_rule = (
-            has
-            & history
-            & (first > third * (1.0 + over))
-            & (first > peak * (1.0 + th.num(sec, "over_peak_history_pct") / 100.0))
-            & (first >= th.num(sec, "min_interval_kwh"))
-        )
+        shape = has & history & (first > third * (1.0 + over)) & (first >= th.num(sec, "min_interval_kwh"))
+        above_history = first > peak * (1.0 + th.num(sec, "over_peak_history_pct") / 100.0)
         confirmed, vi, demand = self._confirmed(day, first, third, over, state, th)
-        hit = over_rule & ~confirmed
+        with np.errstate(invalid="ignore"):
+            refuted = (demand > 0) & (first > demand * (1.0 + th.num(sec, "demand_refutes_pct") / 100.0))
+        hit = shape & (above_history | refuted) & ~confirmed
         # Learn today's peak unless it is the spike: decay the record, keep the larger.
         decay = 0.5 ** (1.0 / th.num(sec, "peak_half_life_days"))
         learn = has & ~hit
@@ -149,6 +155,7 @@ class IntervalSpike(Detector):
                 "max_over_third_pct": th.num(sec, "max_over_third_pct"),
                 "instantaneous_kwh": plain(vi[i]),  # what V·I·pf imply for that interval (null: unknown)
                 "demand_kwh": plain(demand[i]),  # what its demand implies (null: unknown)
+                "judged_by": "peak history" if above_history[i] else "demand",
             }
             score = exceed_score(first[i], third[i] * (1.0 + over))
             out.append(Finding.of(th, sec, archive.meter_ids[i], day.area_id, day.end, score, evidence))
