@@ -49,8 +49,19 @@ customers today rather than the whole area's (see :func:`_common_change`;
 a third of the false swings of the standard run were PV customers on a
 cloudy day).
 
-A rule of the consumption family (``detectors/consumption.py``); it keeps
-no state of its own (0 B per meter).
+Two days. A swing that lasts two days is judged on their sum too: the
+mean ln ratio of yesterday and today against σ_2 = √(σ_y² + σ_t²) / 2
+(the two days' noise independent), with the same deviation and absolute
+conditions on the two days' totals and its own, higher bar
+``two_day_z`` (a second look at every meter-day). A 2.5 × swing of a
+household whose σ is 0.2 is z ≈ 3.9 on each day, short of 4 both times;
+on the two days together it is 5.5. An outage day is not carried into
+the next (a down swing it explains is not half of one).
+
+A rule of the consumption family (``detectors/consumption.py``). State
+per meter (16 B), for the two-day window: ``swing_prev_day`` int32 the
+epoch day last judged, ``swing_prev_kwh``, ``swing_prev_expected_kwh``
+and ``swing_prev_sigma`` float32 its kWh, baseline and σ (ln).
 """
 
 from __future__ import annotations
@@ -75,6 +86,14 @@ class ConsumptionSwing(DailyRule):
 
     name: ClassVar[str] = "consumption_swing"
 
+    def init_state(self, n_meters: int) -> Arrays:
+        return {
+            "swing_prev_day": np.full(n_meters, -1, np.int32),
+            "swing_prev_kwh": np.full(n_meters, np.nan, np.float32),
+            "swing_prev_expected_kwh": np.full(n_meters, np.nan, np.float32),
+            "swing_prev_sigma": np.full(n_meters, np.nan, np.float32),
+        }
+
     def on_day(self, ctx: DayContext, state: Arrays, th: Thresholds) -> list[Finding]:
         sec = self.name
         change, generation = _common_change(ctx, th)
@@ -94,19 +113,27 @@ class ConsumptionSwing(DailyRule):
             & ~((delta < 0) & ctx.outage)
         )
         part = _part_of_day(ctx, expected, sigma, th)
-        hit = day_hit | (part.hit & ~((part.delta < 0) & ctx.outage))
+        two = _two_days(ctx, expected, sigma, state, th)
+        hit = day_hit | (part.hit & ~((part.delta < 0) & ctx.outage)) | two.hit
         out = []
         for i in np.flatnonzero(hit):
             window: dict[str, object] = {}
-            if not day_hit[i]:  # the change covers only part of the day: judged on those hours
+            if day_hit[i]:
+                z_i = z[i]
+            elif two.hit[i]:  # neither day alone, both together
+                delta[i], deviation[i], z_i = two.delta[i], two.deviation[i], two.z[i]
+                window = {
+                    "hours_judged": "yesterday and today",
+                    "window_observed_kwh": plain(two.observed[i], 3),
+                    "window_usual_kwh": plain(two.usual[i], 3),
+                }
+            else:  # the change covers only part of the day: judged on those hours
                 delta[i], deviation[i], z_i = part.delta[i], part.deviation[i], part.z[i]
                 window = {
                     "hours_judged": part.label(i),
                     "window_observed_kwh": plain(part.observed[i], 3),
                     "window_usual_kwh": plain(part.usual[i], 3),
                 }
-            else:
-                z_i = z[i]
             evidence = {
                 "direction": "up" if delta[i] > 0 else "down",
                 "observed_kwh_day": plain(ctx.kwh[i], 3),
@@ -143,6 +170,47 @@ class _Part:
     def label(self, i: int) -> str:
         h = int(self.hours[i])
         return f"first {-h} h" if h < 0 else f"last {h} h"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _TwoDays:
+    """Yesterday and today judged together, per meter (totals over the two days; delta as a daily rate)."""
+
+    hit: np.ndarray
+    observed: np.ndarray
+    usual: np.ndarray
+    delta: np.ndarray
+    deviation: np.ndarray
+    z: np.ndarray
+
+
+def _two_days(ctx: DayContext, expected: np.ndarray, sigma: np.ndarray, state: Arrays, th: Thresholds) -> _TwoDays:
+    """The rule on yesterday and today together (see the module's "Two days"); remembers today for tomorrow."""
+    sec = "consumption_swing"
+    c0 = th.num("consumption", "min_scale_kwh")
+    consecutive = state["swing_prev_day"] == ctx.day_no - 1
+    prev = {k: np.where(consecutive, state[k].astype(np.float64), np.nan) for k in
+            ("swing_prev_kwh", "swing_prev_expected_kwh", "swing_prev_sigma")}  # fmt: skip
+    observed = prev["swing_prev_kwh"] + ctx.kwh
+    usual = prev["swing_prev_expected_kwh"] + expected
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sigma2 = np.sqrt(prev["swing_prev_sigma"] ** 2 + sigma**2) / 2.0
+        z = (np.log(observed / 2.0 + c0) - np.log(usual / 2.0 + c0)) / sigma2
+        deviation = np.abs(observed - usual) / usual
+    delta = (observed - usual) / 2.0
+    with np.errstate(invalid="ignore"):
+        hit = (
+            (deviation >= th.num(sec, "deviation_pct") / 100.0)
+            & (np.abs(z) >= th.num(sec, "two_day_z"))
+            & (np.abs(delta) >= th.num(sec, "min_abs_kwh_day"))
+            & ~((delta < 0) & ctx.outage)
+        )
+    judged = np.isfinite(ctx.kwh) & np.isfinite(expected) & np.isfinite(sigma) & ~ctx.outage
+    state["swing_prev_day"][judged] = ctx.day_no
+    state["swing_prev_kwh"][judged] = ctx.kwh[judged]
+    state["swing_prev_expected_kwh"][judged] = expected[judged]
+    state["swing_prev_sigma"][judged] = sigma[judged]
+    return _TwoDays(hit=hit, observed=observed, usual=usual, delta=delta, deviation=deviation, z=z)
 
 
 def _common_change(ctx: DayContext, th: Thresholds) -> tuple[np.ndarray, np.ndarray]:
