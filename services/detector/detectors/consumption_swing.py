@@ -54,8 +54,9 @@ mean ln ratio of yesterday and today against σ_2 = √(σ_y² + σ_t²) / 2
 (the two days' noise independent), with the same deviation and absolute
 conditions on the two days' totals and its own, higher bar
 ``two_day_z`` (a second look at every meter-day). A 2.5 × swing of a
-household whose σ is 0.2 is z ≈ 3.9 on each day, short of 4 both times;
-on the two days together it is 5.5. An outage day is not carried into
+household whose σ (ln, the prediction's share included) is 0.235 is
+z ≈ 3.9 on each day, short of 4 both times; on the two days together it
+is 5.5. An outage day is not carried into
 the next (a down swing it explains is not half of one).
 
 A rule of the consumption family (``detectors/consumption.py``). State
