@@ -465,6 +465,23 @@ def test_interval_spike_fires_on_one_implausible_interval() -> None:
     assert ev["highest_kwh"] > 2.5 * ev["third_highest_kwh"] and ev["highest_kwh"] > ev["peak_history_kwh"]
 
 
+def test_an_interval_beyond_the_meters_rating_is_meter_flying_not_a_spike() -> None:
+    """Day 19 reads 1,000 kWh in one interval (beyond any rating: meter_flying's); it neither fires interval_spike nor
+    teaches the peak history, so day 20's ordinary spike still stands out."""
+
+    def flying_then_spike(d: int, x: np.ndarray) -> np.ndarray:
+        if d == 19:
+            x[2, 40] = 1000.0
+        if d == 20:
+            x[2, 50] = 6.0 * x[2].max()
+        return x
+
+    out = spike_days(21, flying_then_spike)
+    assert not of(out[:20], "interval_spike")
+    [f] = of(out, "interval_spike")
+    assert f.evidence["interval_end_minute"] == 51 * 15 and f.evidence["peak_history_kwh"] < 10.0
+
+
 def test_a_daily_appliance_peak_is_not_a_spike() -> None:
     def kettle(d: int, x: np.ndarray) -> np.ndarray:
         x[2, 28:30] += 0.8  # the same half-hour load every morning

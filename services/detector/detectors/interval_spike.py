@@ -35,6 +35,11 @@ meter's rating on a meter whose normal peaks reach half of it is never
 twice its history, but its own demand register says the load was not
 there.
 
+An interval above what the meter's rated current allows is meter_flying's
+(the catalogue's 飞走, one alert per fact): it neither fires nor teaches
+the peak history (a flying day that taught it would hide the meter's real
+spikes for weeks).
+
 State per meter (37 B): ``peak`` float32 the decayed running maximum of
 daily peaks, ``days`` uint8 days of history (saturating at 255); for the
 open day and the next one (rows by epoch day mod 2): ``top_day`` int32 the
@@ -52,6 +57,7 @@ import numpy as np
 from services.detector.archive import AreaArchive
 from services.detector.day import DayView
 from services.detector.detectors.base import Detector
+from services.detector.detectors.meter_flying import rated_limit_kwh
 from services.detector.eventtime import DAY_S, day_start_of_interval
 from services.detector.findings import Finding, exceed_score, plain
 from services.detector.interval import IntervalView
@@ -131,6 +137,7 @@ class IntervalSpike(Detector):
         over = th.num(sec, "max_over_third_pct") / 100.0
         peak = state["peak"].astype(np.float64)
         history = state["days"] >= th.count(sec, "min_history_days")
+        has &= ~(first > rated_limit_kwh(archive, th, day.interval_minutes / 60.0))  # meter_flying's
         shape = has & history & (first > third * (1.0 + over)) & (first >= th.num(sec, "min_interval_kwh"))
         above_history = first > peak * (1.0 + th.num(sec, "over_peak_history_pct") / 100.0)
         confirmed, vi, demand = self._confirmed(day, first, third, over, state, th)

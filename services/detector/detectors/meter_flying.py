@@ -32,7 +32,20 @@ from services.detector.interval import IntervalView
 from services.detector.state import Arrays
 from services.detector.thresholds import Thresholds
 
-__all__ = ["MeterFlying"]
+__all__ = ["MeterFlying", "rated_limit_kwh"]
+
+
+def rated_limit_kwh(archive: AreaArchive, th: Thresholds, hours: float, idx: np.ndarray | slice = slice(None)) -> np.ndarray:
+    """The most energy the meters (rows ``idx``) can measure in an interval of ``hours``, primary side (kWh)."""
+    return (
+        th.num("meter_flying", "rated_factor")
+        * archive.max_current_a[idx]
+        * archive.nominal_voltage_v[idx]
+        * archive.phases[idx]
+        * hours
+        / 1000.0
+        * archive.multiplier[idx]
+    )
 
 
 class MeterFlying(Detector):
@@ -46,16 +59,7 @@ class MeterFlying(Detector):
     def on_frame(self, view: IntervalView, archive: AreaArchive, state: Arrays, th: Thresholds) -> list[Finding]:
         sec, idx = self.name, view.idx
         energy = view.energy_kwh
-        hours = view.frame.interval_minutes / 60.0
-        rated = (
-            th.num(sec, "rated_factor")
-            * archive.max_current_a[idx]
-            * archive.nominal_voltage_v[idx]
-            * archive.phases[idx]
-            * hours
-            / 1000.0
-            * archive.multiplier[idx]
-        )
+        rated = rated_limit_kwh(archive, th, view.frame.interval_minutes / 60.0, idx)
         factor = th.num(sec, "baseline_peak_factor")
         peak = state["peak"][idx].astype(np.float64)
         # A baseline exists only once the meter has shown min_history_days days of real use: a meter
