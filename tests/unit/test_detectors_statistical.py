@@ -660,7 +660,7 @@ def test_statistical_state_per_meter_is_small() -> None:
     feed.push(T0 + 900, energy_kwh=0.1)
     per_meter = feed.state.bytes_per_meter()
     mine = {k: per_meter[k] for k in ("consumption", "interval_spike", "low_power_factor", "current_imbalance", "wrong_area")}
-    assert mine == {"consumption": 294, "interval_spike": 37, "low_power_factor": 0, "current_imbalance": 8, "wrong_area": 101}
+    assert mine == {"consumption": 290, "interval_spike": 37, "low_power_factor": 0, "current_imbalance": 8, "wrong_area": 101}
     assert sum(per_meter.values()) <= 1024
 
 

@@ -60,9 +60,10 @@ is 5.5. An outage day is not carried into
 the next (a down swing it explains is not half of one).
 
 A rule of the consumption family (``detectors/consumption.py``). State
-per meter (16 B), for the two-day window: ``swing_prev_day`` int32 the
-epoch day last judged, ``swing_prev_kwh``, ``swing_prev_expected_kwh``
-and ``swing_prev_sigma`` float32 its kWh, baseline and σ (ln).
+per meter (12 B), for the two-day window: ``swing_prev_day`` int32 the
+epoch day last judged (not an outage), ``swing_prev_expected_kwh`` and
+``swing_prev_sigma`` float32 its baseline and σ (ln); its kWh is the
+family's daily ring (``ctx.window_kwh``).
 """
 
 from __future__ import annotations
@@ -90,7 +91,6 @@ class ConsumptionSwing(DailyRule):
     def init_state(self, n_meters: int) -> Arrays:
         return {
             "swing_prev_day": np.full(n_meters, -1, np.int32),
-            "swing_prev_kwh": np.full(n_meters, np.nan, np.float32),
             "swing_prev_expected_kwh": np.full(n_meters, np.nan, np.float32),
             "swing_prev_sigma": np.full(n_meters, np.nan, np.float32),
         }
@@ -190,25 +190,21 @@ def _two_days(ctx: DayContext, expected: np.ndarray, sigma: np.ndarray, state: A
     sec = "consumption_swing"
     c0 = th.num("consumption", "min_scale_kwh")
     consecutive = state["swing_prev_day"] == ctx.day_no - 1
-    prev = {k: np.where(consecutive, state[k].astype(np.float64), np.nan) for k in
-            ("swing_prev_kwh", "swing_prev_expected_kwh", "swing_prev_sigma")}  # fmt: skip
-    observed = prev["swing_prev_kwh"] + ctx.kwh
-    usual = prev["swing_prev_expected_kwh"] + expected
+    observed = np.where(consecutive, ctx.window_kwh[:, -2], np.nan) + ctx.kwh  # the ring's yesterday
+    usual = np.where(consecutive, state["swing_prev_expected_kwh"], np.nan) + expected
     with np.errstate(invalid="ignore", divide="ignore"):
-        sigma2 = np.sqrt(prev["swing_prev_sigma"] ** 2 + sigma**2) / 2.0
+        sigma2 = np.sqrt(np.where(consecutive, state["swing_prev_sigma"], np.nan) ** 2 + sigma**2) / 2.0
         z = (np.log(observed / 2.0 + c0) - np.log(usual / 2.0 + c0)) / sigma2
         deviation = np.abs(observed - usual) / usual
     delta = (observed - usual) / 2.0
-    with np.errstate(invalid="ignore"):
-        hit = (
-            (deviation >= th.num(sec, "deviation_pct") / 100.0)
-            & (np.abs(z) >= th.num(sec, "two_day_z"))
-            & (np.abs(delta) >= th.num(sec, "min_abs_kwh_day"))
-            & ~((delta < 0) & ctx.outage)
-        )
+    hit = (
+        (deviation >= th.num(sec, "deviation_pct") / 100.0)
+        & (np.abs(z) >= th.num(sec, "two_day_z"))
+        & (np.abs(delta) >= th.num(sec, "min_abs_kwh_day"))
+        & ~((delta < 0) & ctx.outage)
+    )
     judged = np.isfinite(ctx.kwh) & np.isfinite(expected) & np.isfinite(sigma) & ~ctx.outage
     state["swing_prev_day"][judged] = ctx.day_no
-    state["swing_prev_kwh"][judged] = ctx.kwh[judged]
     state["swing_prev_expected_kwh"][judged] = expected[judged]
     state["swing_prev_sigma"][judged] = sigma[judged]
     return _TwoDays(hit=hit, observed=observed, usual=usual, delta=delta, deviation=deviation, z=z)

@@ -137,7 +137,8 @@ class IntervalSpike(Detector):
         over = th.num(sec, "max_over_third_pct") / 100.0
         peak = state["peak"].astype(np.float64)
         history = state["days"] >= th.count(sec, "min_history_days")
-        has &= ~(first > rated_limit_kwh(archive, th, day.interval_minutes / 60.0))  # meter_flying's
+        flying = first > rated_limit_kwh(archive, th, day.interval_minutes / 60.0)  # meter_flying's, not a spike
+        has &= ~flying
         shape = has & history & (first > third * (1.0 + over)) & (first >= th.num(sec, "min_interval_kwh"))
         above_history = first > peak * (1.0 + th.num(sec, "over_peak_history_pct") / 100.0)
         confirmed, vi, demand = self._confirmed(day, first, third, over, state, th)
