@@ -4,12 +4,13 @@ Map
     topics in    ``frames``   ``<prefix>frames``   area frame JSON, key area id (ingest, transactional)
                  ``archive``  ``<prefix>archive``  area archive JSON, key area id (compacted)
     tables       ``archives``    area id → archive JSON bytes       changelog ``<app id>-archives-changelog``
-                 ``area_state``  area id → ``AreaState.to_bytes()``  changelog ``<app id>-area_state-changelog``
-                 ``frame_offsets`` frames partition → offset of the last frame applied  (changelog likewise)
+                 ``area_state``  area id → offset + ``AreaState.to_bytes()``, at checkpoints (changelog likewise)
+                 ``frame_offsets`` frames partition → last frame applied, last checkpointed  (changelog likewise)
                  ``area_voltage`` (global, opt-in) area id → last two days' voltage profile JSON (wrong_area)
     agents       ``keep_archives``  archive → archives
-                 ``detect``         frames + archives + area_state → area_state, frame_offsets, alerts
-    timers       ``gauges``         areas held, consumer lag (metrics only)
+                 ``detect``         frames + archives + live states → alerts, frame_offsets (area_state when due)
+    timers       ``write_due_checkpoints``  live states of quiet partitions → area_state
+                 ``gauges``         areas held, consumer lag (metrics only)
                  ``find_unread_tails``  frames Faust lost at a partition's end → seek back to them
     topics out   ``alerts``   ``<prefix>alerts``   alert JSON, key subject id
     app id       ``<prefix>detector``: the consumer group, and the prefix of the changelogs.
@@ -36,20 +37,25 @@ archive producers with the same partitioner (Java, kafka-python and aiokafka
 all default to murmur2; librdkafka's default does not). A frame whose archive
 is not on this worker waits ``archive_wait_s`` and is counted ``no_archive``.
 
-Delivery: at-least-once, made exact by determinism. Per frame, in order:
-load the state (or a new one), run the pipeline, send the alert records and
-wait for the broker's acknowledgement, write the state and wait until the
-changelog has it (:class:`DeliveredTable`); only then does the agent move
-on, and only then may Faust commit the frame's offset. So a committed frame
-always has its alerts and its state on the broker. After a crash a worker
-restores each table from its changelog, which may be ahead of the committed
-offsets, and re-reads the frames after the last commit: a frame the
-restored state has already folded in is recognised
-(``AreaState.recent_frames``) and skipped without output; a frame it has not
-is processed again and gives the same alert records (ids and contents derive
-from event time only). The one window where a record can reach the alerts
-topic twice is one round trip long: between the alerts' acknowledgement and
-the state's. A SIGKILL there makes the re-run emit byte-identical records
+Delivery: at-least-once, made exact by determinism. The worker holds its
+partitions' area states in memory and writes them at checkpoints
+(services/detector/checkpoint.py: a partition's changed states, then its
+offsets, every ``CHECKPOINT_FRAMES`` frames per area or ``CHECKPOINT_AGE_S``
+after the first unwritten one, and on a clean stop). Per frame, in order:
+run the pipeline on the area's live state, send the alert records and wait
+for the broker's acknowledgement, record the frame's offset as applied and
+wait until the changelog has it (:class:`DeliveredTable`); only then does
+the agent move on, and only then may Faust commit the frame's offset. So an
+applied frame always has its alerts on the broker. A worker taking a
+partition over (after a crash, a restart or a rebalance) restores the
+tables from their changelogs, then, before the partition's first frame,
+folds the frames applied since its last checkpoint into the restored
+states again without sending anything; frames re-read after that, up to
+the last applied one, are skipped. A frame after it is processed again and
+gives the same alert records (ids and contents derive from event time
+only). The one window where a record can reach the alerts topic twice is
+one round trip long: between the alerts' acknowledgement and the applied
+offset's. A SIGKILL there makes the re-run emit byte-identical records
 again, which the alert sink's upsert by alert id absorbs. No alert is lost,
 and none is opened under a second id. Faust's ``exactly_once`` does not close
 that window on faust-streaming 0.15: it puts the changelog and the offsets in
@@ -78,15 +84,14 @@ further on than the next is preceded by whatever a direct read of the
 offsets in between finds (transaction markers only, normally; frames Faust
 skipped are applied first). Lost frames at a partition's end have no later
 frame to reveal them: a timer looks at quiet partitions whose applied
-offset is behind the end and seeks Faust's consumer back to them. The
-offset is written after the frame's state, so a crash between the two
-leaves a frame the state already recognises as a replay.
+offset is behind the end and seeks Faust's consumer back to them.
 
 Concurrency: one actor per worker handles all the worker's frame partitions
 one frame at a time, so each partition is processed in offset order and an
 offset is committed only after its frame is done (agent concurrency > 1
 lets Faust commit past frames still in progress, and reorders an area's
-frames).
+frames). A lock keeps checkpoints (written by the agent, by a timer and on
+stop) from seeing half a frame.
 """
 
 from __future__ import annotations
@@ -96,18 +101,22 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+import weakref
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import faust
+from faust import streams as faust_streams
 from aiokafka import TopicPartition
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP
 
 from amiwatch.settings import Settings, load_settings
 from services.detector import metrics
+from services.detector.checkpoint import CheckpointPolicy, LiveArea, LiveAreas, pack_offsets, pack_state, unpack_offsets, unpack_state
 from services.detector.codec import ArchiveCache, alert_message, area_key, archive_from_bytes, frame_from_bytes
 from services.detector.detectors import DETECTORS
 from services.detector.detectors.wrong_area import MappingVoltageDirectory, with_voltage_directory
@@ -123,6 +132,9 @@ log = logging.getLogger(__name__)
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(f"AMIWATCH_DETECTOR_{name}", default)
+
+
+_CHECKPOINT_DEFAULTS = CheckpointPolicy()
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +156,7 @@ class DetectorConfig:
     archive_wait_s: float  # ARCHIVE_WAIT_S: how long a frame waits for its area's archive
     voltage_directory: bool  # VOLTAGE_DIRECTORY=1: wrong_area's cross-area voltage rule (global table; see the map)
     tail_check_s: float  # TAIL_CHECK_S: how long a partition is quiet before its unread end is looked for
+    checkpoint: CheckpointPolicy  # CHECKPOINT_FRAMES, CHECKPOINT_AGE_S: when live states are written
 
     @classmethod
     def from_env(cls) -> DetectorConfig:
@@ -163,6 +176,10 @@ class DetectorConfig:
             archive_wait_s=float(_env("ARCHIVE_WAIT_S", "30")),
             voltage_directory=_env("VOLTAGE_DIRECTORY", "0") == "1",
             tail_check_s=float(_env("TAIL_CHECK_S", "5")),
+            checkpoint=CheckpointPolicy(
+                frames_per_area=int(_env("CHECKPOINT_FRAMES", str(_CHECKPOINT_DEFAULTS.frames_per_area))),
+                max_age_s=float(_env("CHECKPOINT_AGE_S", str(_CHECKPOINT_DEFAULTS.max_age_s))),
+            ),
         )
 
 
@@ -239,32 +256,34 @@ class _Transport(aiokafka_driver.Transport):
 
 
 class DeliveredTable(faust.Table):
-    """A table whose last write can be awaited until the broker has it in the changelog.
+    """A table whose writes can be awaited until the broker has them in the changelog.
 
     Faust buffers changelog records and its pre-commit flush gives up after
     0.1 s without progress, so a busy worker could commit a frame's offset
-    while the frame's state still sits in that buffer; a crash then would
-    lose state that no replay restores. Awaiting :meth:`delivered` before the
-    agent moves past the frame makes the state durable before the offset can
-    be committed, and surfaces a failed write (Faust only logs it).
+    while the frame's writes still sit in that buffer; a crash then would
+    lose what no replay restores. Awaiting :meth:`delivered` before the
+    agent moves past the frame makes them durable before the offset can be
+    committed, and surfaces a failed write (Faust only logs it).
     """
 
-    _last_write: asyncio.Future | None = None
+    _pending: list[asyncio.Future] | None = None
 
     def send_changelog(self, *args: Any, **kwargs: Any) -> Any:
         fut = super().send_changelog(*args, **kwargs)
-        self._last_write = fut
+        if self._pending is None:
+            self._pending = []
+        self._pending.append(fut)
         return fut
 
     async def delivered(self) -> None:
-        """Wait until the last write is in the changelog (raises if it failed)."""
-        fut, self._last_write = self._last_write, None
-        if fut is not None:
-            await fut
+        """Wait until every write since the last call is in the changelog (raises if one failed)."""
+        pending, self._pending = self._pending, None
+        if pending:
+            await asyncio.gather(*pending)
 
 
 class DetectorApp(faust.App):
-    """A Faust app on the transport above, which also stops the gap reader."""
+    """A Faust app on the transport above, which writes its live states and stops the gap reader on the way out."""
 
     def _new_transport(self) -> _Transport:
         return _Transport(self.conf.broker_consumer, self)
@@ -273,6 +292,9 @@ class DetectorApp(faust.App):
         return _Transport(self.conf.broker_producer, self)
 
     async def on_stop(self) -> None:
+        if not self.rebalancing:  # mid-rebalance the partitions may be someone else's already
+            async with _FRAME_LOCK:
+                await _write_checkpoints(LIVE.dirty())
         await GAPS.stop()
         await super().on_stop()
 
@@ -316,9 +338,9 @@ alerts = app.topic(TOPICS.alerts)
 archives = app.Table("archives", partitions=PARTITIONS, key_type=bytes, value_type=bytes,
                      help="area id → archive JSON (the area's latest ami.archive record)")
 area_state = app.Table("area_state", partitions=PARTITIONS, key_type=bytes, value_type=bytes,
-                       help="area id → AreaState bytes (the detector's whole memory of the area)")
+                       help="area id → last frame offset folded in + AreaState bytes, written at checkpoints")
 frame_offsets = app.Table("frame_offsets", partitions=PARTITIONS, key_type=bytes, value_type=bytes,
-                          help="frames partition → offset of the last frame applied (finds frames Faust lost)")
+                          help="frames partition → last frame applied, last frame checkpointed (checkpoint.py)")
 GAPS = GapReader(CONFIG.settings.bootstrap_servers, client_id=f"{CONFIG.worker}-gaps")
 # wrong_area's voltage rule compares an area's meters with *other* areas' daily voltage profiles, which
 # live on other partitions and other workers: with AMIWATCH_DETECTOR_VOLTAGE_DIRECTORY=1 every area
@@ -350,13 +372,31 @@ async def detect(stream: faust.StreamT) -> None:
     """Apply each frame of a partition once, in offset order, including any Faust skipped (module docstring)."""
     async for event in stream.events():
         message = event.message
-        applied = await _applied_offset(message.topic, message.partition)
-        if message.offset <= applied:  # re-read after a restart or a seek
-            metrics.observe_frame("duplicate", 0.0, None)
-            continue
-        if message.offset > applied + 1:
-            await _apply_skipped(message.topic, message.partition, applied + 1, message.offset)
-        await _detect(message.topic, message.partition, message.offset, event.value)
+        async with _FRAME_LOCK:
+            await _rebuild(message.topic, message.partition)
+            applied = await _applied_offset(message.topic, message.partition)
+            if message.offset <= applied:  # re-read after a restart or a seek
+                metrics.observe_frame("duplicate", 0.0, None)
+                continue
+            if message.offset > applied + 1:
+                await _apply_skipped(message.topic, message.partition, applied + 1, message.offset)
+            await _detect(message.topic, message.partition, message.offset, event.value)
+            await _write_checkpoints(LIVE.due())
+
+
+@app.timer(interval=max(0.2, min(5.0, CONFIG.checkpoint.max_age_s / 4)))
+async def write_due_checkpoints() -> None:
+    """Write the live states of partitions due by age (a quiet partition gets no frame to do it)."""
+    if app.rebalancing:
+        return
+    async with _FRAME_LOCK:
+        await _write_checkpoints(LIVE.due())
+
+
+@app.on_partitions_assigned.connect
+async def _forget_moved_partitions(_app: faust.App, assigned: set[TP], **_: Any) -> None:
+    """Drop the live states of frames partitions this worker no longer holds (checkpoint.py)."""
+    LIVE.keep_only({tp.partition for tp in assigned if tp.topic == frames.get_topic_name()})
 
 
 @app.timer(interval=5.0)
@@ -397,6 +437,9 @@ _decoded_archives = ArchiveCache()
 _archive_arrived: dict[bytes, asyncio.Event] = {}
 _last_applied_at: dict[int, float] = {}  # frames partition → monotonic time of its last frame applied
 _RESEND_GRACE_S = 30.0  # a partition sent back to its unread frames is not sent back again sooner
+LIVE = LiveAreas(CONFIG.checkpoint)  # the live states of this worker's frames partitions (checkpoint.py)
+_FRAME_LOCK = asyncio.Lock()  # one frame or one checkpoint at a time: a checkpoint never sees half a frame
+_REBUILD_PAGE = 500  # frames read at a time when rebuilding
 
 
 async def _keep_archive(event: faust.EventT) -> None:
@@ -432,13 +475,43 @@ async def _archive_for(key: bytes) -> bytes | None:
     return value
 
 
-async def _applied_offset(topic: str, partition: int) -> int:
-    """Offset of the last frame of the partition this group applied; before the first, one before its start."""
+async def _offsets(topic: str, partition: int) -> tuple[int, int]:
+    """The partition's last frame applied and last frame checkpointed; before the first, one before its start."""
     value = frame_offsets.get(_partition_key(partition))
     if value is not None:
-        return int(value)
+        return unpack_offsets(value)
     first, _end = await GAPS.bounds(topic, partition)
-    return first - 1
+    return first - 1, first - 1
+
+
+async def _applied_offset(topic: str, partition: int) -> int:
+    """Offset of the last frame of the partition this group applied; before the first, one before its start."""
+    return (await _offsets(topic, partition))[0]
+
+
+async def _rebuild(topic: str, partition: int) -> None:
+    """Fold the frames applied since the partition's last checkpoint into its states, once per takeover.
+
+    They were applied before (by this worker before a restart, or by the one
+    that held the partition), so their alerts are on the broker: nothing is
+    sent. Areas whose written state already includes a frame skip it.
+    """
+    live = LIVE.partition(partition)
+    if live.rebuilt:
+        return
+    applied, checkpointed = await _offsets(topic, partition)
+    start = checkpointed + 1
+    while start <= applied:
+        end = min(applied + 1, start + _REBUILD_PAGE)
+        async with _or_die("reading the frames after the last checkpoint"):
+            records = await GAPS.read(topic, partition, start, end)
+        for record in records:
+            await _detect(topic, partition, record.offset, record.value, rebuilding=True)
+        start = end
+    if applied > checkpointed:
+        log.info("%s: state rebuilt from the checkpoint at offset %d and frames up to %d",
+                 TP(topic, partition), checkpointed, applied)
+    live.rebuilt = True
 
 
 async def _apply_skipped(topic: str, partition: int, start: int, end: int) -> None:
@@ -455,11 +528,16 @@ async def _apply_skipped(topic: str, partition: int, start: int, end: int) -> No
     await app.consumer._add_gap(TP(topic, partition), start, end - 1)
 
 
-async def _detect(topic: str, partition: int, offset: int, value: bytes) -> None:
-    """Run one frame through its area's pipeline; alerts out, then state, then the applied offset."""
+async def _detect(topic: str, partition: int, offset: int, value: bytes, *, rebuilding: bool = False) -> None:
+    """Run one frame through its area's pipeline; alerts out, then the applied offset.
+
+    ``rebuilding``: the frame was applied before (see :func:`_rebuild`); its
+    state changes are made again and nothing is sent or recorded.
+    """
     started = time.perf_counter()
-    metrics.touch()
-    _last_applied_at[partition] = time.monotonic()
+    if not rebuilding:
+        metrics.touch()
+        _last_applied_at[partition] = time.monotonic()
     where = f"{topic}[{partition}] offset {offset}"
     try:
         frame = frame_from_bytes(value)
@@ -468,41 +546,113 @@ async def _detect(topic: str, partition: int, offset: int, value: bytes) -> None
         if raw_archive is None:
             log.error("frame %s at %s: no archive for area %s after %.0f s; skipped",
                       frame.frame_id, where, frame.area_id, CONFIG.archive_wait_s)
-            metrics.observe_frame("no_archive", time.perf_counter() - started, frame.ts)
-            await _applied(partition, offset)
+            await _done("no_archive", partition, offset, started, frame.ts, rebuilding)
             return
-        raw_state = area_state.get(key)
-        state = AreaState.from_bytes(raw_state) if raw_state is not None else PIPELINE.new_state(frame.area_id)
-        replayed = (frame.ts, frame.revision) in state.recent_frames
-        records = PIPELINE.process(frame, _decoded_archives.get(key, raw_archive), state)
+        area = _live_area(partition, key, frame.area_id)
+        state = area.state
+        replayed = offset <= area.offset or (frame.ts, frame.revision) in state.recent_frames
+        if not replayed:
+            # The state is updated in place: a frame that fails half-way keeps what it changed, the same on
+            # every replay, as the pipeline is deterministic.
+            area.offset = offset
+            LIVE.folded(partition, key, area)
+            records = PIPELINE.process(frame, _decoded_archives.get(key, raw_archive), state)
     except Exception:
         # A frame that cannot be decoded or processed is skipped, not retried forever:
         # it stays in the topic for a replay once the cause is fixed.
         log.exception("frame at %s failed; skipped", where)
-        metrics.observe_frame("error", time.perf_counter() - started, None)
-        await _applied(partition, offset)
+        await _done("error", partition, offset, started, None, rebuilding)
         return
     metrics.observe_area(partition, key, state, _decoded_archives.get(key, raw_archive))
     if replayed:
-        metrics.observe_frame("duplicate", time.perf_counter() - started, frame.ts)
-        await _applied(partition, offset)
+        await _done("duplicate", partition, offset, started, frame.ts, rebuilding)
         return
-    async with _or_die("alert delivery"):
-        await _send_alerts(records)
-    area_state[key] = state.to_bytes()
-    async with _or_die("state changelog write"):
-        await area_state.delivered()
-    await _applied(partition, offset)
-    for record in records:
-        metrics.count_alert(record)
-    metrics.observe_frame("processed", time.perf_counter() - started, frame.ts)
+    if not rebuilding:
+        async with _or_die("alert delivery"):
+            await _send_alerts(records)
+        for record in records:
+            metrics.count_alert(record)
+    await _done("processed", partition, offset, started, frame.ts, rebuilding)
+
+
+async def _done(result: str, partition: int, offset: int, started: float, event_ts: int | None,
+                rebuilding: bool) -> None:
+    """Count the frame and, unless rebuilding, record it as applied."""
+    metrics.observe_frame("rebuilt" if rebuilding else result, time.perf_counter() - started, event_ts)
+    if not rebuilding:
+        await _applied(partition, offset)
+
+
+def _live_area(partition: int, key: bytes, area_id: str) -> LiveArea:
+    """The area's live state: held, else its last checkpoint, else a new one."""
+    live = LIVE.partition(partition)
+    area = live.areas.get(key)
+    if area is None:
+        record = area_state.get(key)
+        if record is None:
+            area = LiveArea(-1, PIPELINE.new_state(area_id))
+        else:
+            offset, data = unpack_state(record)
+            area = LiveArea(offset, AreaState.from_bytes(data))
+        live.areas[key] = area
+    return area
 
 
 async def _applied(partition: int, offset: int) -> None:
     """Record the frame at ``offset`` as applied, durably, before the agent moves on."""
-    frame_offsets[_partition_key(partition)] = b"%d" % offset
+    key = _partition_key(partition)
+    value = frame_offsets.get(key)
+    checkpointed = unpack_offsets(value)[1] if value is not None else offset - 1
+    frame_offsets[key] = pack_offsets(offset, checkpointed)
     async with _or_die("frame offset changelog write"):
         await frame_offsets.delivered()
+
+
+async def _write_checkpoints(partitions: list[int]) -> None:
+    """Write the changed live states of ``partitions``, then mark their applied frames checkpointed.
+
+    The states are durable before the offsets say so; a crash between the two
+    leaves states ahead of the checkpoint, which their own offsets cover.
+    """
+    for partition in partitions:
+        live = LIVE.partition(partition)
+        key = _partition_key(partition)
+        with _writing_to(partition):
+            for area_key_ in sorted(live.dirty):
+                area = live.areas[area_key_]
+                area_state[area_key_] = pack_state(area.offset, area.state.to_bytes())
+            async with _or_die("state changelog write"):
+                await area_state.delivered()
+            applied, _ = unpack_offsets(frame_offsets[key])
+            frame_offsets[key] = pack_offsets(applied, applied)
+            async with _or_die("frame offset changelog write"):
+                await frame_offsets.delivered()
+        metrics.count_checkpoint(len(live.dirty))
+        LIVE.written(partition)
+
+
+class _PartitionEvent:
+    """Stands in for an event of one frames partition (see :func:`_writing_to`)."""
+
+    def __init__(self, partition: int) -> None:
+        self.message = SimpleNamespace(topic=frames.get_topic_name(), partition=partition)
+
+
+@contextlib.contextmanager
+def _writing_to(partition: int) -> Iterator[None]:
+    """Table writes inside go to ``partition``'s changelog partition, whatever event is in hand.
+
+    Faust takes a write's changelog partition (and RocksDB's database) from the
+    event being processed, and refuses writes outside one; a checkpoint writes
+    a partition's states from a timer, or while handling another partition's
+    frame.
+    """
+    event = _PartitionEvent(partition)
+    token = faust_streams._current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        faust_streams._current_event.reset(token)
 
 
 def _partition_key(partition: int) -> bytes:
@@ -545,13 +695,13 @@ def _assigned_frames_partitions() -> dict[int, TP]:
 
 
 def _update_gauges() -> None:
-    metrics.AREAS.set(len(area_state))
+    metrics.AREAS.set(len(set(area_state) | LIVE.keys()))
     assigned = _assigned_frames_partitions()
     metrics.hold_partitions(set(assigned))
-    applied = {p: frame_offsets.get(_partition_key(p)) for p in assigned}
+    offsets = {p: frame_offsets.get(_partition_key(p)) for p in assigned}
     metrics.set_consumer_lag(
-        {p: app.consumer.highwater(tp) - 1 - int(applied[p]) for p, tp in assigned.items()
-         if applied[p] is not None and app.consumer.highwater(tp) is not None}
+        {p: app.consumer.highwater(tp) - 1 - unpack_offsets(offsets[p])[0] for p, tp in assigned.items()
+         if offsets[p] is not None and app.consumer.highwater(tp) is not None}
     )
 
 

@@ -33,6 +33,9 @@ __all__ = [
     "EVENT_LAG",
     "CONSUMER_LAG",
     "LOST_FRAMES",
+    "CHECKPOINTS",
+    "STATES_WRITTEN",
+    "count_checkpoint",
     "count_alert",
     "count_lost_frames",
     "observe_frame",
@@ -48,7 +51,8 @@ __all__ = [
 # processed: folded into the area's state; duplicate: already folded in (a
 # re-delivery after a restart); no_archive: the area's archive never arrived;
 # error: undecodable or failed in the pipeline (logged with its offset, skipped).
-FRAME_RESULTS = ("processed", "duplicate", "no_archive", "error")
+# rebuilt: folded in again, without output, when a worker took over a partition (checkpoint.py).
+FRAME_RESULTS = ("processed", "duplicate", "no_archive", "error", "rebuilt")
 ALERT_TYPES = frozenset(schemas.load("common")["$defs"]["anomaly_type"]["enum"])
 ALERT_SEVERITIES = frozenset(schemas.load("alert")["properties"]["severity"]["enum"])
 # An area's loss class, from its open area-level alerts (the detector's running view of its daily
@@ -61,7 +65,7 @@ _LOSS_ALERTS = (("area_high_loss", "high"), ("area_negative_loss", "negative"), 
 FRAMES = Counter("amiwatch_detector_frames_total", "Area frames consumed, by result.", ["result"])
 FRAME_SECONDS = Histogram(
     "amiwatch_detector_frame_seconds",
-    "Wall time for one frame: decode, state load, detectors, alert delivery, state store.",
+    "Wall time for one frame: decode, state load, detectors, alert delivery, offset store.",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
 ALERTS = Counter(
@@ -69,6 +73,11 @@ ALERTS = Counter(
     "Alert records sent to the alerts topic, by type, severity and op (op=open: alerts raised).",
     ["type", "severity", "op"],
 )
+CHECKPOINTS = Counter(
+    "amiwatch_detector_checkpoints_total",
+    "Partition checkpoints written (the partition's changed area states, then its offsets).",
+)
+STATES_WRITTEN = Counter("amiwatch_detector_states_written_total", "Area states written to the changelog at checkpoints.")
 AREAS = Gauge("amiwatch_detector_areas", "Areas whose state this worker holds (active and standby partitions).")
 AREAS_BY_LOSS_CLASS = Gauge(
     "amiwatch_detector_areas_by_loss_class",
@@ -164,6 +173,12 @@ def observe_frame(result: str, seconds: float, event_ts: int | None) -> None:
     FRAME_SECONDS.observe(seconds)
     if event_ts is not None:
         EVENT_LAG.set(time.time() - event_ts)
+
+
+def count_checkpoint(states: int) -> None:
+    """Count one partition checkpoint that wrote ``states`` area states."""
+    CHECKPOINTS.inc()
+    STATES_WRITTEN.inc(states)
 
 
 def count_lost_frames(found_by: str) -> None:

@@ -1,11 +1,11 @@
 """AreaState: everything the detector keeps about one area between frames, and its compact bytes.
 
-Where state lives: one ``AreaState`` per area, held by the caller (a Faust
-table keyed by area id, or a dict in backtest) and written back after every
-frame, so the changelog carries one record per area rather than one per meter.
-What a restart replays: frames after the last committed state; frames already
-folded in are recognised (``recent_frames``) and skipped, so at-least-once
-delivery cannot double-count.
+Where state lives: one ``AreaState`` per area, held by the caller (the
+detector worker's memory, written to a Faust table keyed by area id at
+checkpoints, see ``services/detector/checkpoint.py``; a dict in backtest), so
+the changelog carries one record per area rather than one per meter. A frame
+already folded in (``recent_frames``: a re-delivered revision) is recognised
+and skipped, so a re-delivery cannot double-count.
 
 Layout. ``groups`` maps a name to a dict of numpy arrays: ``"pipeline"`` (the
 pipeline's registers, the buffered day's interval profile and aggregates, see
