@@ -4,8 +4,9 @@ Read after the detector-alone phase, from its changelog topics
 (``<prefix>detector-<table>-changelog``, :meth:`Topics.detector_changelog`):
 
 - **state bytes per meter**: the ``area_state`` table as a restarted worker
-  would rebuild it (the latest record per area key, key + value bytes),
-  divided by the fleet's meters;
+  would rebuild it (the latest record per area key), divided by the fleet's
+  meters: as the worker holds it live (key + the decoded ``AreaState``
+  bytes) and as written (key + the lz4-compressed record);
 - **changelog bytes written per reading**: every record the phase wrote to
   the changelogs (key + value, uncompressed, all tables and the
   ``area_state`` alone), divided by the readings the detector processed;
@@ -18,6 +19,7 @@ Read after the detector-alone phase, from its changelog topics
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
 
@@ -39,10 +41,12 @@ class TopicBytes:
     record_bytes: int
     keys: int
     latest_bytes: int
+    latest_decoded_bytes: int  # the latest records with their values decoded (= latest_bytes without a decoder)
 
 
-def topic_bytes(bootstrap: str, topic: str, timeout_s: float = 120.0) -> TopicBytes:
-    """Read ``topic`` from its beginning to its end and count key + value bytes."""
+def topic_bytes(bootstrap: str, topic: str, timeout_s: float = 120.0,
+                decode: Callable[[bytes], bytes] | None = None) -> TopicBytes:
+    """Read ``topic`` from its beginning to its end and count key + value bytes (``decode``: also decoded)."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, client_id="amiwatch-bench-changelog",
                              max_poll_records=10_000, consumer_timeout_ms=int(timeout_s * 1000))
     with closing(consumer):
@@ -52,7 +56,7 @@ def topic_bytes(bootstrap: str, topic: str, timeout_s: float = 120.0) -> TopicBy
         ends = consumer.end_offsets(partitions)
         waiting = {tp for tp in partitions if ends[tp] > 0}
         records = total = 0
-        latest: dict[bytes | None, int] = {}
+        latest: dict[bytes | None, tuple[int, bytes]] = {}
         while waiting:
             for messages in consumer.poll(timeout_ms=1000).values():
                 for m in messages:
@@ -62,11 +66,12 @@ def topic_bytes(bootstrap: str, topic: str, timeout_s: float = 120.0) -> TopicBy
                     if m.value is None:
                         latest.pop(m.key, None)  # a tombstone: compaction drops the key
                     else:
-                        latest[m.key] = size
+                        latest[m.key] = (size, m.value)
             for tp in list(waiting):
                 if consumer.position(tp) >= ends[tp]:
                     waiting.discard(tp)
-    return TopicBytes(records, total, len(latest), sum(latest.values()))
+    decoded = sum(len(k or b"") + len(decode(v) if decode else v) for k, (_, v) in latest.items())
+    return TopicBytes(records, total, len(latest), sum(size for size, _ in latest.values()), decoded)
 
 
 def log_dir_bytes(bootstrap: str, topics: list[str]) -> dict[str, int]:

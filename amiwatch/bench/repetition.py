@@ -32,6 +32,7 @@ from amiwatch.bench.services import Stack
 from amiwatch.bench.watch import watch, sustained_rate
 from amiwatch.kafka.topics import ensure_topics
 from amiwatch.settings import Topics
+from services.detector.checkpoint import unpack_state
 
 __all__ = ["BenchConfig", "run_repetition"]
 
@@ -117,13 +118,16 @@ def state_cost(env: ServiceEnv, spec: FleetSpec, readings: float) -> dict[str, A
     """State bytes per meter and changelog bytes per reading, from the detector's changelogs."""
     note("  reading the detector's changelogs")
     topics = changelog.changelog_topics(Topics(env.prefix))
-    counted = {table: changelog.topic_bytes(env.bootstrap, topic) for table, topic in topics.items()}
+    decoders = {"area_state": lambda record: unpack_state(record)[1]}
+    counted = {table: changelog.topic_bytes(env.bootstrap, topic, decode=decoders.get(table))
+               for table, topic in topics.items()}
     on_disk = changelog.log_dir_bytes(env.bootstrap, list(topics.values()))
     state = counted["area_state"]
     written = sum(c.record_bytes for c in counted.values())
     disk = sum(on_disk.values())
     return {
-        "state_bytes_per_meter": state.latest_bytes / spec.meters,
+        "state_bytes_per_meter": state.latest_decoded_bytes / spec.meters,
+        "state_record_bytes_per_meter": state.latest_bytes / spec.meters,
         "changelog_bytes_per_reading": written / readings,
         "changelog_disk_bytes_per_reading": disk / readings,
         "area_state_changelog_bytes_per_reading": state.record_bytes / readings,
