@@ -44,13 +44,13 @@ def epoch(ts: str) -> int:
 
 
 class ApiPoller:
-    """Polls the API's alert list in a thread; ``first_seen[(id, last_seen)] = (wall time, area id)``."""
+    """Polls the API's alert list in a thread; ``first_seen[(id, last_seen)] = (wall time, area id, type)``."""
 
     def __init__(self, base_url: str, token: str, pause_s: float = 0.05) -> None:
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.pause_s = pause_s
-        self.first_seen: dict[tuple[str, str], tuple[float, str]] = {}
+        self.first_seen: dict[tuple[str, str], tuple[float, str, str]] = {}
         self.polls = 0
         self.errors = 0
         self._sync: str | None = None
@@ -77,7 +77,7 @@ class ApiPoller:
             now = time.time()
             self.polls += 1
             for item in page["items"]:
-                self.first_seen.setdefault((item["id"], item["last_seen"]), (now, item["area_id"]))
+                self.first_seen.setdefault((item["id"], item["last_seen"]), (now, item["area_id"], item["type"]))
             seen += len(page["items"])
             self._sync = page["sync_token"]
             if len(page["items"]) < 500:
@@ -125,13 +125,14 @@ def arrival_index(bootstrap: str, topic: str, start: dict[int, int]) -> dict[tup
     return index
 
 
-def latencies(first_seen: dict[tuple[str, str], tuple[float, str]], index: dict[tuple[str, int], float]) -> list[float]:
-    """Seconds from data arrival to readability, one per (alert, last_seen) with arrival data."""
-    out = []
-    for (_, last_seen), (readable_at, area_id) in first_seen.items():
+def latencies(first_seen: dict[tuple[str, str], tuple[float, str, str]], index: dict[tuple[str, int], float]
+              ) -> dict[str, list[float]]:
+    """Alert type → seconds from data arrival to readability, one per (alert, last_seen) with arrival data."""
+    out: dict[str, list[float]] = {}
+    for (_, last_seen), (readable_at, area_id, kind) in first_seen.items():
         arrived = index.get((area_id, epoch(last_seen)))
         if arrived is not None:
-            out.append(readable_at - arrived)
+            out.setdefault(kind, []).append(readable_at - arrived)
     return out
 
 

@@ -1,0 +1,20 @@
+"""The bench's alert latency: each (alert, last_seen) against its area's data arrival, kept per alert type."""
+
+from amiwatch.bench.latency import epoch, latencies, percentiles
+
+
+def test_latency_is_counted_per_type_from_the_arrival_of_the_last_seen_interval() -> None:
+    ts = "2026-01-05T10:00:00Z"
+    index = {("A1", epoch(ts)): 1000.0, ("A2", epoch(ts)): 1001.0}
+    first_seen = {
+        ("a1", ts): (1001.5, "A1", "tamper_event"),
+        ("a2", ts): (1003.0, "A2", "tamper_event"),
+        ("a3", ts): (1004.0, "A1", "consumption_swing"),
+        ("a4", "2026-01-04T10:00:00Z"): (1004.0, "A1", "sustained_drop"),  # history from the load: no sample
+    }
+    assert latencies(first_seen, index) == {"tamper_event": [1.5, 2.0], "consumption_swing": [4.0]}
+
+
+def test_percentiles_of_nothing_are_none() -> None:
+    assert percentiles([]) == {"p50_s": None, "p99_s": None, "max_s": None, "samples": 0}
+    assert percentiles([1.0, 3.0])["p50_s"] == 2.0
