@@ -199,8 +199,11 @@ def latency(config: BenchConfig, env: ServiceEnv, readings_per_interval: float, 
         poller = ApiPoller(env.api_base, token).start()
         summary_path = env.state_dir / "latency-summary.json"
         with open(env.state_dir / "simulate.log", "ab") as log:
+            # SIGINT ends the simulator below; a bench started in the background of a shell has SIGINT
+            # ignored, and a child inherits that, so the child gets the default back first.
             simulator = subprocess.Popen(simulate_argv(spec, str(summary_path), days=days, speed=speed),
-                                         env=env.environ(), stdout=log, stderr=log)
+                                         env=env.environ(), stdout=log, stderr=log,
+                                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         progress = _progress(config, "latency", {"readings": None, "sink_records": None})
         began: float | None = None  # the first reading ingested: the simulator has started sending
         deadline = time.monotonic() + 120
@@ -225,7 +228,7 @@ def latency(config: BenchConfig, env: ServiceEnv, readings_per_interval: float, 
                 simulator.send_signal(signal.SIGINT)  # the simulator flushes what it sent, then exits
             try:
                 simulator.wait(timeout=60)
-            except subprocess.TimeoutExpired:  # seen with 100,000 meters: it never got out of its send loop
+            except subprocess.TimeoutExpired:
                 note("  latency: the simulator did not stop within 60 s of SIGINT; killed (what it sent is counted)")
                 simulator.kill()
                 simulator.wait()
