@@ -56,7 +56,7 @@ def topic_bytes(bootstrap: str, topic: str, timeout_s: float = 120.0,
         ends = consumer.end_offsets(partitions)
         waiting = {tp for tp in partitions if ends[tp] > 0}
         records = total = 0
-        latest: dict[bytes | None, tuple[int, bytes]] = {}
+        latest: dict[bytes | None, tuple[int, int]] = {}  # key → (size, size with the value decoded)
         while waiting:
             for messages in consumer.poll(timeout_ms=1000).values():
                 for m in messages:
@@ -66,12 +66,12 @@ def topic_bytes(bootstrap: str, topic: str, timeout_s: float = 120.0,
                     if m.value is None:
                         latest.pop(m.key, None)  # a tombstone: compaction drops the key
                     else:
-                        latest[m.key] = (size, m.value)
+                        latest[m.key] = (size, size - len(m.value) + len(decode(m.value)) if decode else size)
             for tp in list(waiting):
                 if consumer.position(tp) >= ends[tp]:
                     waiting.discard(tp)
-    decoded = sum(len(k or b"") + len(decode(v) if decode else v) for k, (_, v) in latest.items())
-    return TopicBytes(records, total, len(latest), sum(size for size, _ in latest.values()), decoded)
+    return TopicBytes(records, total, len(latest), sum(size for size, _ in latest.values()),
+                      sum(decoded for _, decoded in latest.values()))
 
 
 def log_dir_bytes(bootstrap: str, topics: list[str]) -> dict[str, int]:
