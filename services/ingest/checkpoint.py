@@ -8,27 +8,34 @@ emitted frames or dead letters. Restarting from ``c`` alone would emit
 those again.
 
 So every transaction that produces a partition's frames and dead letters
-also writes, to the compacted checkpoint topic (key = consumer group and
-input partition, partition = input partition mod the checkpoint topic's
-partitions), one
-:class:`Checkpoint` record, and commits ``c`` as the group's offset. Both are
-visible atomically or not at all. The record holds:
+also writes that partition's checkpoint to the compacted checkpoint topic
+(partition = input partition mod the checkpoint topic's partitions) and
+commits ``c`` as the group's offset. Both are visible atomically or not at
+all. A checkpoint is one head record and one record per area:
 
-``committed`` (c) and ``end`` (e)
-    The group offset and the next offset to consume.
-``open``
-    The offsets in [c, e) holding a reading of a frame that is still open,
-    as half-open ranges ``[[start, stop], ...]``.
-``rejected``
-    For those open offsets, the reading slots (upload index, -1 for the area
-    meter or a single-reading message) that were rejected: state-dependent
-    verdicts (future, unknown meter/area) must not be re-taken on replay.
-``areas``
-    Per area: the event-time watermark, the open frames' keys
-    ``[ts, interval_minutes]`` and the recently closed frames
-    ``[ts, interval_minutes, revision]`` (see :mod:`services.ingest.frames`).
-``newest``
-    The newest event time accepted in the partition (``future_timestamp``).
+head (key ``group|partition``, :class:`Checkpoint`)
+    ``committed`` (c) and ``end`` (e): the group offset and the next offset
+    to consume; ``open``: the offsets in [c, e) holding a reading of a frame
+    that is still open, as half-open ranges ``[[start, stop], ...]``;
+    ``rejected``: for those open offsets, the reading slots (upload index,
+    -1 for the area meter or a single-reading message) that were rejected:
+    state-dependent verdicts (future, unknown meter/area) must not be
+    re-taken on replay; ``areas``: the ids of every area the partition holds
+    state for; ``newest``: the newest event time accepted in the partition
+    (``future_timestamp``).
+area (key ``group|partition|area``, :class:`AreaMark`)
+    The event-time watermark, the open frames' keys ``[ts, interval_minutes]``,
+    the recently closed frames ``[ts, interval_minutes, revision]`` and the
+    digests of what those sent (see :mod:`services.ingest.frames`).
+
+A transaction writes the head and only the areas whose state changed, so a
+record stays the size of one area however many meters the partition holds
+(the digests are ~28 bytes per meter and closed frame: one record for a
+whole partition passed Kafka's 1 MB limit at ~35,000 meters). The latest
+committed record of every key is consistent: each transaction rewrites the
+head, so an area record newer than the head would belong to a newer,
+committed head. :func:`assemble` turns the latest records back into one
+checkpoint with every area's mark.
 
 Times are epoch seconds. The replay rule after a restart (:class:`ReplayPlan`):
 seek to c; an offset in [c, e) that is not open is skipped unparsed; an open
@@ -49,9 +56,9 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from services.ingest.compacted import drain
 from services.ingest.normalise import Reading
 
-__all__ = ["OffsetRanges", "AreaMark", "Checkpoint", "ReplayPlan", "checkpoint_key", "load_checkpoints"]
+__all__ = ["OffsetRanges", "AreaMark", "Checkpoint", "ReplayPlan", "checkpoint_key", "area_key", "assemble", "load_checkpoints"]
 
-VERSION = 1
+VERSION = 2  # 1 held every area in the one record
 
 
 class OffsetRanges:
@@ -147,23 +154,33 @@ class AreaMark:
     def __repr__(self) -> str:
         return f"AreaMark({self.watermark}, open={self.open}, closed={self.closed})"
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "wm": self.watermark,
-            "open": [list(k) for k in self.open],
-            "closed": [list(c) for c in self.closed],
-            "sent": [[ts, iv, digests] for (ts, iv), digests in sorted(self.sent.items())],
-        }
+    def encode(self) -> bytes:
+        """The area record's value (JSON)."""
+        return orjson.dumps(
+            {
+                "wm": self.watermark,
+                "open": [list(k) for k in self.open],
+                "closed": [list(c) for c in self.closed],
+                "sent": [[ts, iv, digests] for (ts, iv), digests in sorted(self.sent.items())],
+            }
+        )
 
     @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> AreaMark:
-        return cls(obj["wm"], obj["open"], obj["closed"], {(ts, iv): d for ts, iv, d in obj.get("sent", ())})
+    def decode(cls, value: bytes) -> AreaMark:
+        """Inverse of :meth:`encode`."""
+        obj = orjson.loads(value)
+        return cls(obj["wm"], obj["open"], obj["closed"], {(ts, iv): d for ts, iv, d in obj["sent"]})
 
 
 class Checkpoint:
-    """The state of one input partition after a committed transaction (see the module docstring)."""
+    """The state of one input partition after a committed transaction (see the module docstring).
 
-    __slots__ = ("partition", "committed", "end", "open", "rejected", "areas", "newest", "worker")
+    ``marks`` holds the areas whose records go with this checkpoint: the
+    changed ones when it is written, every one of ``area_ids`` when it was
+    :func:`assemble`-d from the topic.
+    """
+
+    __slots__ = ("partition", "committed", "end", "open", "rejected", "area_ids", "marks", "newest", "worker")
 
     def __init__(
         self,
@@ -172,7 +189,8 @@ class Checkpoint:
         end: int,
         open: OffsetRanges,
         rejected: dict[int, tuple[int, ...]],
-        areas: dict[str, AreaMark],
+        area_ids: Iterable[str],
+        marks: dict[str, AreaMark],
         newest: int | None,
         worker: str = "",
     ) -> None:
@@ -185,18 +203,21 @@ class Checkpoint:
         self.end = end
         self.open = open
         self.rejected = rejected
-        self.areas = areas
+        self.area_ids = tuple(sorted(area_ids))
+        if not marks.keys() <= set(self.area_ids):
+            raise ValueError(f"marks of areas the checkpoint does not list: {sorted(marks.keys() - set(self.area_ids))}")
+        self.marks = marks
         self.newest = newest
         self.worker = worker
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Checkpoint) and self.encode() == other.encode()
+        return isinstance(other, Checkpoint) and (self.encode(), self.marks) == (other.encode(), other.marks)
 
     def __repr__(self) -> str:
         return f"Checkpoint(p{self.partition}, c={self.committed}, e={self.end}, open={self.open.ranges()})"
 
     def encode(self) -> bytes:
-        """The record value (JSON)."""
+        """The head record's value (JSON)."""
         return orjson.dumps(
             {
                 "version": VERSION,
@@ -205,15 +226,15 @@ class Checkpoint:
                 "end": self.end,
                 "open": self.open.ranges(),
                 "rejected": [[offset, list(slots)] for offset, slots in sorted(self.rejected.items())],
-                "areas": {area: mark.to_json() for area, mark in sorted(self.areas.items())},
+                "areas": self.area_ids,
                 "newest": self.newest,
                 "worker": self.worker,
             }
         )
 
     @classmethod
-    def decode(cls, value: bytes) -> Checkpoint:
-        """Inverse of :meth:`encode`."""
+    def decode(cls, value: bytes, marks: dict[str, AreaMark]) -> Checkpoint:
+        """Inverse of :meth:`encode`, with the area ``marks`` read beside it."""
         obj = orjson.loads(value)
         if obj.get("version") != VERSION:
             raise ValueError(f"unknown checkpoint version {obj.get('version')!r}")
@@ -223,10 +244,18 @@ class Checkpoint:
             end=obj["end"],
             open=OffsetRanges((start, stop) for start, stop in obj["open"]),
             rejected={offset: tuple(slots) for offset, slots in obj["rejected"]},
-            areas={area: AreaMark.from_json(mark) for area, mark in obj["areas"].items()},
+            area_ids=obj["areas"],
+            marks=marks,
             newest=obj["newest"],
-            worker=obj.get("worker", ""),
+            worker=obj["worker"],
         )
+
+    def records(self, group: str) -> list[tuple[bytes, bytes]]:
+        """``(key, value)`` of the head and of each area in :attr:`marks`, for consumer group ``group``."""
+        head = checkpoint_key(group, self.partition)
+        return [(head, self.encode())] + [
+            (area_key(head, area_id), mark.encode()) for area_id, mark in sorted(self.marks.items())
+        ]
 
 
 class ReplayPlan:
@@ -239,7 +268,7 @@ class ReplayPlan:
         self.open = checkpoint.open
         self.rejected = checkpoint.rejected
         self.open_frames = frozenset(
-            (area, ts, interval) for area, mark in checkpoint.areas.items() for ts, interval in mark.open
+            (area, ts, interval) for area, mark in checkpoint.marks.items() for ts, interval in mark.open
         )
 
     def covers(self, offset: int) -> bool:
@@ -256,12 +285,42 @@ class ReplayPlan:
 
 
 def checkpoint_key(group: str, partition: int) -> bytes:
-    """The record key of input partition ``partition``'s checkpoint for consumer group ``group``.
+    """The key of input partition ``partition``'s head record for consumer group ``group``.
 
     The group is part of the key: a second group reading the same raw topic
     (a replay from scratch, another environment) has its own state.
     """
     return f"{group}|{partition}".encode()
+
+
+def area_key(head: bytes, area_id: str) -> bytes:
+    """The key of one area's record, beside the head keyed ``head``."""
+    return head + b"|" + area_id.encode()
+
+
+def _listed(head_value: bytes) -> list[str]:
+    """The area ids a head record lists."""
+    obj = orjson.loads(head_value)
+    if obj.get("version") != VERSION:
+        raise ValueError(f"unknown checkpoint version {obj.get('version')!r} (this amiwatch writes {VERSION})")
+    return obj["areas"]
+
+
+def _missing_areas(latest: Mapping[bytes, bytes], head: bytes) -> list[str]:
+    """The areas the head at ``head`` lists whose records are not (yet) in ``latest``."""
+    return [area_id for area_id in _listed(latest[head]) if area_key(head, area_id) not in latest]
+
+
+def assemble(latest: Mapping[bytes, bytes], group: str, partition: int) -> Checkpoint | None:
+    """Input partition ``partition``'s checkpoint from the latest value of each key, None if it has none."""
+    head = checkpoint_key(group, partition)
+    if head not in latest:
+        return None
+    missing = _missing_areas(latest, head)
+    if missing:
+        raise ValueError(f"checkpoint {head.decode()!r} lists areas without a record: {missing[:5]}")
+    marks = {area_id: AreaMark.decode(latest[area_key(head, area_id)]) for area_id in _listed(latest[head])}
+    return Checkpoint.decode(latest[head], marks)
 
 
 async def load_checkpoints(
@@ -270,28 +329,34 @@ async def load_checkpoints(
     """The latest committed checkpoint of each input partition that has one.
 
     ``available`` are all partitions of the checkpoint topic: input
-    partition p's checkpoint lives in ``available[p % len(available)]``.
+    partition p's records live in ``available[p % len(available)]``.
 
     Reads only the tail of each checkpoint partition, widening the window
-    (64, 512, … offsets) until every wanted key is found or the beginning is
-    reached, so a start does not wait for compaction to have run.
-    ``consumer`` is started, read_committed, outside any group, and is
-    re-assigned here.
+    (64, 512, … offsets) until every wanted head and the area records it
+    lists are found or the beginning is reached, so a start does not wait
+    for compaction to have run. ``consumer`` is started, read_committed,
+    outside any group, and is re-assigned here.
     """
-    wanted: dict[TopicPartition, set[bytes]] = {}
+    heads: dict[TopicPartition, dict[bytes, int]] = {}
     for p in partitions:
-        wanted.setdefault(available[p % len(available)], set()).add(checkpoint_key(group, p))
-    if not wanted:
+        heads.setdefault(available[p % len(available)], {})[checkpoint_key(group, p)] = p
+    if not heads:
         return {}
-    tps = sorted(wanted)
+    tps = sorted(heads)
     consumer.assign(tps)
     begin = await consumer.beginning_offsets(tps)
     end = await consumer.end_offsets(tps)
-    found: dict[bytes, ConsumerRecord] = {}
+    latest: dict[bytes, bytes] = {}
+    prefixes = tuple(head + b"|" for wanted in heads.values() for head in wanted)
 
     def take(record: ConsumerRecord) -> None:
-        if record.key in wanted[TopicPartition(record.topic, record.partition)] and record.value is not None:
-            found[record.key] = record
+        key = record.key
+        wanted = heads[TopicPartition(record.topic, record.partition)]
+        if record.value is not None and (key in wanted or key.startswith(prefixes)):
+            latest[key] = record.value
+
+    def complete(tp: TopicPartition) -> bool:
+        return all(head in latest and not _missing_areas(latest, head) for head in heads[tp])
 
     window = 64
     todo = [tp for tp in tps if end[tp] > begin[tp]]
@@ -300,7 +365,7 @@ async def load_checkpoints(
         for tp, start in starts.items():
             consumer.seek(tp, start)
         await drain(consumer, todo, take)
-        todo = [tp for tp in todo if starts[tp] > begin[tp] and not wanted[tp] <= found.keys()]
+        todo = [tp for tp in todo if starts[tp] > begin[tp] and not complete(tp)]
         window *= 8
-    checkpoints = (Checkpoint.decode(record.value) for record in found.values())
-    return {checkpoint.partition: checkpoint for checkpoint in checkpoints}
+    found = (assemble(latest, group, p) for wanted in heads.values() for p in wanted.values())
+    return {checkpoint.partition: checkpoint for checkpoint in found if checkpoint is not None}

@@ -33,10 +33,10 @@ first value and list the other in ``conflicts``. Events are merged.
 Determinism: every decision depends on the input order only (the wall clock
 enters only through :meth:`flush`), so a replay of the same input from a
 checkpoint rebuilds the same open frames and closes them as the first run
-would have. The state a checkpoint needs is :meth:`marks` (watermarks, open
-frame keys, closed frames' revisions) and :meth:`open_offsets`; closed
-frames are remembered while corrections to them may still need a revision
-number: revision-0 frames until their grace has passed (after that a
+would have. The state a checkpoint needs is :meth:`open_offsets` and the
+:meth:`marks` (watermarks, open frame keys, closed frames' revisions) of the
+areas :meth:`take_changed` names. Closed frames are remembered while
+corrections to them may still need a revision number: revision-0 frames until their grace has passed (after that a
 reading is late anyway), corrected frames for ``horizon_s`` of event time.
 A correction to a frame older than that starts again at revision 1.
 """
@@ -236,6 +236,7 @@ class FrameAssembler:
         "_areas",
         "_heap",
         "_seq",
+        "_changed",
         "newest",
         "open_count",
         "late_duplicates",
@@ -258,6 +259,7 @@ class FrameAssembler:
         self._areas: dict[str, _Area] = {}
         self._heap: list[tuple[int, int, str, tuple[int, int]]] = []  # (ts, seq, area, key) of opened frames
         self._seq = 0
+        self._changed: set[str] = set()  # areas whose mark changed since the last checkpoint took them
         self.newest: int | None = None
         self.open_count = 0
         self.late_duplicates = 0  # identical re-sends of closed frames dropped (metrics read and reset it)
@@ -279,6 +281,7 @@ class FrameAssembler:
             reading.area_id, reading.ts, reading.interval_minutes
         )
         self._seq += 1
+        self._changed.add(reading.area_id)
         heapq.heappush(self._heap, (reading.ts, self._seq, reading.area_id, frame.key))
         self.open_count += 1
         return frame
@@ -287,6 +290,7 @@ class FrameAssembler:
         del area.open[frame.key]
         area.closed[frame.key] = 0
         area.sent[frame.key] = frame.digests()
+        self._changed.add(frame.area_id)
         self.open_count -= 1
         archived = self._archive.get(frame.area_id)
         missing = archived.missing(frame.rows) if archived is not None else []
@@ -298,7 +302,7 @@ class FrameAssembler:
             frame.active_reported(archived.active), frame.area_meter is not None
         )
 
-    def _release(self, area: _Area) -> list[dict[str, Any]]:
+    def _release(self, area_id: str, area: _Area) -> list[dict[str, Any]]:
         """Close what may close in the area, oldest first per interval length; forget what no correction needs.
 
         A frame past its grace closes (``grace``); a complete frame closes
@@ -325,6 +329,7 @@ class FrameAssembler:
             if (revision == 0 and self._due(area, key)) or key[0] < horizon:
                 del area.closed[key]
                 area.sent.pop(key, None)
+                self._changed.add(area_id)
         return out
 
     def _sweep_stale(self) -> list[tuple[_Area, dict[str, Any]]]:
@@ -365,6 +370,7 @@ class FrameAssembler:
             touched[reading.area_id] = area
             if area.watermark is None or reading.ts > area.watermark:
                 area.watermark = reading.ts
+                self._changed.add(reading.area_id)
             if self.newest is None or reading.ts > self.newest:
                 self.newest = reading.ts
         out = []
@@ -372,12 +378,13 @@ class FrameAssembler:
             closed = self._areas[area_id].closed
             revision = closed[(ts, interval)] = closed.get((ts, interval), 0) + 1
             self._areas[area_id].sent.setdefault((ts, interval), {}).update(correction.digests())
+            self._changed.add(area_id)
             out.append(encode_frame(correction, revision, "late", []))
         for area, frame in self._sweep_stale():
             out.append(frame)
             touched[frame["area_id"]] = area
-        for area in touched.values():
-            out.extend(self._release(area))
+        for area_id, area in touched.items():
+            out.extend(self._release(area_id, area))
         return out
 
     def rebuild(self, readings: Iterable[Reading], offset: int) -> None:
@@ -390,8 +397,8 @@ class FrameAssembler:
     def close_due(self) -> list[dict[str, Any]]:
         """Close whatever the restored state says should close (after a replay; the archive may have moved)."""
         out = [frame for _, frame in self._sweep_stale()]
-        for area in self._areas.values():
-            out.extend(self._release(area))
+        for area_id, area in self._areas.items():
+            out.extend(self._release(area_id, area))
         return out
 
     def flush(self) -> list[dict[str, Any]]:
@@ -416,8 +423,17 @@ class FrameAssembler:
         """Every input offset held by an open frame."""
         return {o for area in self._areas.values() for frame in area.open.values() for o in frame.offsets}
 
-    def marks(self) -> dict[str, AreaMark]:
-        """Per area: watermark, open frame keys, closed frames' revisions and sent digests."""
+    def area_ids(self) -> list[str]:
+        """The areas a checkpoint must list: every one with a watermark."""
+        return [area_id for area_id, area in self._areas.items() if area.watermark is not None]
+
+    def take_changed(self) -> set[str]:
+        """The areas whose mark changed since the last call: what the next checkpoint must write."""
+        changed, self._changed = self._changed, set()
+        return changed
+
+    def marks(self, area_ids: Iterable[str] | None = None) -> dict[str, AreaMark]:
+        """Per area (all, or ``area_ids``): watermark, open frame keys, closed frames' revisions and sent digests."""
         return {
             area_id: AreaMark(
                 area.watermark,
@@ -425,12 +441,16 @@ class FrameAssembler:
                 ((ts, iv, rev) for (ts, iv), rev in area.closed.items()),
                 area.sent,
             )
-            for area_id, area in self._areas.items()
-            if area.watermark is not None
+            for area_id in (self._areas if area_ids is None else area_ids)
+            if (area := self._areas[area_id]).watermark is not None
         }
 
     def restore(self, marks: dict[str, AreaMark], newest: int | None) -> None:
-        """Start from a checkpoint's state; its open frames come back through :meth:`rebuild`."""
+        """Start from a checkpoint's state; its open frames come back through :meth:`rebuild`.
+
+        Every area counts as changed, so the first checkpoint after a restore
+        rewrites them all and no earlier record is needed again.
+        """
         self._areas = {
             area_id: _Area(
                 mark.watermark,
@@ -439,6 +459,7 @@ class FrameAssembler:
             )
             for area_id, mark in marks.items()
         }
+        self._changed = set(self._areas)
         self._heap = []
         self.newest = newest
         self.open_count = 0

@@ -86,7 +86,7 @@ class PartitionProcessor:
         self._rejected: dict[int, tuple[int, ...]] = {}
         self.end: int | None = None  # next new offset (the checkpoint's e while replaying); None before any input
         if checkpoint is not None:
-            self.assembler.restore(checkpoint.areas, checkpoint.newest)
+            self.assembler.restore(checkpoint.marks, checkpoint.newest)
             self.end = checkpoint.end
             if checkpoint.open:
                 self._plan = ReplayPlan(checkpoint)
@@ -156,7 +156,11 @@ class PartitionProcessor:
         return self.finish_replay() + self.assembler.flush()
 
     def checkpoint(self, worker: str = "") -> Checkpoint | None:
-        """The state to commit with this partition's output; None while replaying or before any input."""
+        """The state to commit with this partition's output; None while replaying or before any input.
+
+        Its marks are the areas changed since the last call: call it once per
+        transaction, and after an abort start again from the committed state.
+        """
         if self._plan is not None or self.end is None:
             return None
         open_offsets = OffsetRanges.of(self.assembler.open_offsets())
@@ -168,7 +172,8 @@ class PartitionProcessor:
             end=self.end,
             open=open_offsets,
             rejected={o: s for o, s in self._rejected.items() if o in open_offsets},
-            areas=self.assembler.marks(),
+            area_ids=self.assembler.area_ids(),
+            marks=self.assembler.marks(self.assembler.take_changed()),
             newest=self.assembler.newest,
             worker=worker,
         )

@@ -5,7 +5,7 @@ Topology (names from :class:`amiwatch.settings.Topics`)::
     archive (compacted) ──► ArchiveView          (read to its end first, then followed)
     raw ──► PartitionProcessor per input partition ──► frames      (same partition number as the input)
                                                    ├─► readings.dlq (key: area id)
-                                                   └─► ingest.checkpoints (compacted, key: group|partition)
+                                                   └─► ingest.checkpoints (compacted, key: group|partition[|area])
 
 Exactly once: the consumer (group ``--group``, ``read_committed``, no
 auto-commit) and a transactional producer (``transactional_id`` =
@@ -62,7 +62,7 @@ from amiwatch.kafka.clients import aio_consumer, aio_producer
 from amiwatch.settings import Topics
 from services.ingest import metrics
 from services.ingest.archive_view import ArchiveView, follow_archive
-from services.ingest.checkpoint import checkpoint_key, load_checkpoints
+from services.ingest.checkpoint import load_checkpoints
 from services.ingest.partition import Outcome, PartitionProcessor
 
 __all__ = ["IngestConfig", "IngestService", "transactional_id"]
@@ -316,14 +316,9 @@ class IngestService:
                 for topic, partition, key, value, headers in pending.records
             ]
             for p, checkpoint in checkpoints.items():
-                sent.append(
-                    await self._producer.send(
-                        topics.ingest_checkpoints,
-                        checkpoint.encode(),
-                        key=checkpoint_key(self.config.group, p),
-                        partition=self._checkpoint_partitions[p % len(self._checkpoint_partitions)].partition,
-                    )
-                )
+                partition = self._checkpoint_partitions[p % len(self._checkpoint_partitions)].partition
+                for key, value in checkpoint.records(self.config.group):
+                    sent.append(await self._producer.send(topics.ingest_checkpoints, value, key=key, partition=partition))
             if checkpoints:
                 offsets = {TopicPartition(topics.raw, p): c.committed for p, c in checkpoints.items()}
                 await self._producer.send_offsets_to_transaction(offsets, self.config.group)

@@ -17,7 +17,7 @@ import orjson
 import pytest
 
 from services.ingest.archive_view import ArchiveView, AreaArchive
-from services.ingest.checkpoint import AreaMark, Checkpoint, OffsetRanges, ReplayPlan
+from services.ingest.checkpoint import AreaMark, Checkpoint, OffsetRanges, ReplayPlan, area_key, assemble, checkpoint_key
 from services.ingest.normalise import Reading, format_time, parse_time
 from services.ingest.partition import PartitionProcessor
 
@@ -54,38 +54,66 @@ def _checkpoint() -> Checkpoint:
         end=180,
         open=OffsetRanges([(100, 102), (150, 180)]),
         rejected={101: (3, -1)},
-        areas={"A1": AreaMark(T0 + 900, [(T0 + 900, 15)], [(T0, 15, 0), (T0 - 900, 15, 2)])},
+        area_ids=["A2", "A1"],
+        marks={
+            "A1": AreaMark(T0 + 900, [(T0 + 900, 15)], [(T0, 15, 0), (T0 - 900, 15, 2)]),
+            "A2": AreaMark(T0, [], [(T0, 15, 0)], {(T0, 15): {"M2-1": 7, "T2": 9}}),
+        },
         newest=T0 + 900,
         worker="w1",
     )
 
 
-def test_checkpoint_round_trips() -> None:
+def test_checkpoint_is_a_head_and_one_record_per_area_and_round_trips() -> None:
     checkpoint = _checkpoint()
-    value = checkpoint.encode()
-    assert Checkpoint.decode(value) == checkpoint
-    assert orjson.loads(value) == {
-        "version": 1,
+    records = dict(checkpoint.records("g"))
+    head = checkpoint_key("g", 2)
+    assert sorted(records) == [b"g|2", b"g|2|A1", b"g|2|A2"] and area_key(head, "A1") == b"g|2|A1"
+    assert assemble(records, "g", 2) == checkpoint
+    assert assemble(records, "g", 3) is None and assemble(records, "other", 2) is None
+    assert orjson.loads(records[head]) == {
+        "version": 2,
         "partition": 2,
         "committed": 100,
         "end": 180,
         "open": [[100, 102], [150, 180]],
         "rejected": [[101, [3, -1]]],
-        "areas": {
-            "A1": {"wm": T0 + 900, "open": [[T0 + 900, 15]], "closed": [[T0 - 900, 15, 2], [T0, 15, 0]], "sent": []}
-        },
+        "areas": ["A1", "A2"],
         "newest": T0 + 900,
         "worker": "w1",
     }
+    assert orjson.loads(records[b"g|2|A1"]) == {
+        "wm": T0 + 900,
+        "open": [[T0 + 900, 15]],
+        "closed": [[T0 - 900, 15, 2], [T0, 15, 0]],
+        "sent": [],
+    }
+    assert orjson.loads(records[b"g|2|A2"])["sent"] == [[T0, 15, {"M2-1": 7, "T2": 9}]]
+
+
+def test_assemble_takes_each_area_from_its_latest_record_and_refuses_a_missing_one() -> None:
+    first = _checkpoint()
+    later = Checkpoint(2, 180, 181, OffsetRanges(), {}, ["A1", "A2"], {"A1": AreaMark(T0 + 1800, [], [])}, T0 + 1800)
+    topic = dict(first.records("g")) | dict(later.records("g"))  # a compacted topic keeps the latest per key
+    got = assemble(topic, "g", 2)
+    assert got is not None and (got.committed, got.end) == (180, 181)
+    assert got.marks == {"A1": later.marks["A1"], "A2": first.marks["A2"]}
+    del topic[b"g|2|A2"]
+    with pytest.raises(ValueError, match="A2"):
+        assemble(topic, "g", 2)
+    with pytest.raises(ValueError, match="version"):
+        assemble({b"g|2": orjson.dumps({"version": 1, "areas": {}})}, "g", 2)
 
 
 def test_checkpoint_rejects_inconsistent_offsets() -> None:
     with pytest.raises(ValueError):
-        Checkpoint(0, 10, 5, OffsetRanges(), {}, {}, None)
+        Checkpoint(0, 10, 5, OffsetRanges(), {}, [], {}, None)
     with pytest.raises(ValueError):  # c must be the first open offset
-        Checkpoint(0, 10, 20, OffsetRanges([(12, 13)]), {}, {}, None)
+        Checkpoint(0, 10, 20, OffsetRanges([(12, 13)]), {}, [], {}, None)
     with pytest.raises(ValueError):
-        Checkpoint(0, 10, 20, OffsetRanges([(10, 21)]), {}, {}, None)
+        Checkpoint(0, 10, 20, OffsetRanges([(10, 21)]), {}, [], {}, None)
+    with pytest.raises(ValueError, match="A9"):  # a mark of an area the head does not list
+        Checkpoint(0, 10, 10, OffsetRanges(), {}, ["A1"], {"A9": AreaMark(T0, [], [])}, None)
 
 
 def test_replay_plan_decisions() -> None:
@@ -114,9 +142,15 @@ def test_processor_checkpoint_commits_only_up_to_the_first_open_offset() -> None
     assert checkpoint is not None
     # offset 0 completed A1; 1 holds A2's open frame; 2 re-sent A1 identically (dropped); 3 was a dead letter
     assert (checkpoint.committed, checkpoint.end, checkpoint.open.ranges()) == (1, 4, [[1, 2]])
-    assert checkpoint.areas["A2"].open == ((T0 + 900, 15),)
-    assert checkpoint.areas["A1"].closed == ((T0 + 900, 15, 0),)
-    assert len(checkpoint.areas["A1"].sent[(T0 + 900, 15)]) == METERS + 1  # the area meter too
+    assert checkpoint.area_ids == ("A1", "A2")
+    assert checkpoint.marks["A2"].open == ((T0 + 900, 15),)
+    assert checkpoint.marks["A1"].closed == ((T0 + 900, 15, 0),)
+    assert len(checkpoint.marks["A1"].sent[(T0 + 900, 15)]) == METERS + 1  # the area meter too
+    processor.process(_Record(4, partial.replace(b'"M2-1"', b'"M2-2"')))  # joins A2's open frame: no change
+    assert set(processor.checkpoint().marks) == set()
+    processor.process(_Record(5, _upload("A2", 2, ["M2-1"], area_meter=False)))  # opens a frame, moves A2's watermark
+    later = processor.checkpoint()
+    assert later is not None and later.area_ids == ("A1", "A2") and set(later.marks) == {"A2"}
 
 
 # -- the property -----------------------------------------------------------------------------------
@@ -242,6 +276,7 @@ def _with_crashes(stream: list[bytes | str], rng: random.Random) -> tuple[list[b
     archive = _archive()
     changed = False
     committed: list[bytes] = []
+    topic: dict[bytes, bytes] = {}  # the compacted checkpoint topic: latest value per key
     checkpoint: Checkpoint | None = None
     processor = PartitionProcessor(0, archive, clock=lambda: WALL)
     position, crashes = 0, 0
@@ -268,7 +303,9 @@ def _with_crashes(stream: list[bytes | str], rng: random.Random) -> tuple[list[b
         if new is None:
             assert batch == [] or processor.replay_end is None
         else:
-            checkpoint = Checkpoint.decode(new.encode())  # what the topic would give back
+            topic.update(new.records("g"))
+            checkpoint = assemble(topic, "g", 0)  # what a restart would load
+            assert checkpoint is not None and checkpoint.marks == processor.assembler.marks()
         committed += batch
     return committed + _output(processor.flush(), []), crashes
 
