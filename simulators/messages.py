@@ -8,8 +8,8 @@ decimals. ``register_rev`` is sent once a meter's reverse register has
 moved off zero (PV, reversed wiring), as head-ends skip empty registers.
 
 Speed: the standard scenario writes 28.8 M readings, and formatting a
-float in Python costs microseconds. So each field of a whole area-day is
-turned into JSON number text in one ``orjson.dumps`` call (C, shortest
+float in Python costs microseconds. So each field of an area's interval
+is turned into JSON number text in one ``orjson.dumps`` call (C, shortest
 round-trip form), and a reading is one string template filled with those
 texts. The rare readings that need editing (malformed, conflicting
 re-sends) are parsed back from the same text, so there is one format.
@@ -22,10 +22,11 @@ texts (a value in ``Wh`` is the same float once ingest divides it by
 single-phase meters; ``register_rev`` until it moves; power factor,
 demand and ``register_rev`` of the area meter), and ``clock_offset_s`` =
 ``meter_time − ts`` as whole seconds. Rows follow the same approach: at
-the first ``csv_rows`` call each column of the area-day becomes a list
-of texts (mostly the message texts themselves; runs without a file sink
+an interval's first ``csv_rows`` call each column becomes a list of texts (mostly the message texts themselves; runs without a file sink
 never build them), and an interval's rows are one ``",".join`` per
 reading over those columns zipped: no per-reading dict or float format.
+Texts exist for one interval at a time: a whole day of them was ~20 KB
+per meter at hourly data.
 """
 
 from __future__ import annotations
@@ -61,13 +62,37 @@ def number_texts(values: np.ndarray) -> list[str]:
     return orjson.dumps(values.ravel().tolist()).decode()[1:-1].split(",")
 
 
+class _IntervalTexts:
+    """Every per-meter field of one interval as JSON number texts, index m (phases b and c: slot3[m] - 1)."""
+
+    __slots__ = ("energy", "reg_fwd", "reg_rev", "has_rev", "va", "vb", "vc", "ia", "ib", "ic", "pf", "demand", "meter_time")
+
+    def __init__(self, day: AreaDay, k: int, three: np.ndarray) -> None:
+        self.energy = number_texts(day.energy_units[:, k] / 1e4)
+        self.reg_fwd = number_texts(day.reg_fwd_units[:, k] / 1e4)
+        self.reg_rev = number_texts(day.reg_rev_units[:, k] / 1e4)
+        self.has_rev = (day.reg_rev_units[:, k] > 0).tolist()
+        self.va = number_texts(np.round(day.voltage[:, k, 0], 1))
+        self.ia = number_texts(np.round(day.current[:, k, 0], 3))
+        self.vb, self.vc = (number_texts(np.round(day.voltage[three, k, p], 1)) for p in (1, 2))
+        self.ib, self.ic = (number_texts(np.round(day.current[three, k, p], 3)) for p in (1, 2))
+        self.pf = number_texts(np.round(day.pf[:, k], 3))
+        self.demand = number_texts(np.round(day.demand[:, k], 3))
+        epochs = day.ts_epoch(k) + day.clock_offset_s[:, k]
+        self.meter_time = np.datetime_as_string(epochs.astype("datetime64[s]")).tolist()  # no "Z": the template adds it
+
+
 class AreaDayMessages:
-    """Builds the readings of one area and one day, interval by interval."""
+    """Builds the readings of one area and one day, interval by interval.
+
+    Texts are made for one interval at a time (the one asked for last):
+    a day of every field's texts costs ~20 KB per meter at hourly data,
+    which a million meters cannot hold.
+    """
 
     __slots__ = (
-        "day", "area_id", "meter_ids", "single", "size", "three", "slot3", "energy", "reg_fwd", "reg_rev", "has_rev",
-        "va", "vb", "vc", "ia", "ib", "ic", "pf", "demand", "meter_time",
-        "area_energy", "area_reg", "area_v", "area_i", "_csv", "_events",
+        "day", "area_id", "meter_ids", "single", "size", "three", "slot3",
+        "area_energy", "area_reg", "area_v", "area_i", "_k", "_texts", "_csv", "_events",
     )
 
     def __init__(self, day: AreaDay) -> None:
@@ -77,57 +102,48 @@ class AreaDayMessages:
         self.meter_ids = f.meter_ids
         self.single = (f.phases == 1).tolist()
         self.size = f.size
-        # Every per-meter field as texts in (interval, meter) order: index k * M + m; phases b
-        # and c exist only on three-phase meters: index k * len(three) + slot3[m].
-        three = np.flatnonzero(f.phases == 3)
-        self.three = len(three)
+        self.three = np.flatnonzero(f.phases == 3)
         self.slot3 = np.cumsum(f.phases == 3).tolist()
-        self.energy = number_texts(day.energy_units.T / 1e4)
-        self.reg_fwd = number_texts(day.reg_fwd_units.T / 1e4)
-        self.reg_rev = number_texts(day.reg_rev_units.T / 1e4)
-        self.has_rev = (day.reg_rev_units.T > 0).ravel().tolist()
-        self.va = number_texts(np.round(day.voltage[:, :, 0].T, 1))
-        self.ia = number_texts(np.round(day.current[:, :, 0].T, 3))
-        self.vb, self.vc = (number_texts(np.round(day.voltage[three, :, p].T, 1)) for p in (1, 2))
-        self.ib, self.ic = (number_texts(np.round(day.current[three, :, p].T, 3)) for p in (1, 2))
-        self.pf = number_texts(np.round(day.pf.T, 3))
-        self.demand = number_texts(np.round(day.demand.T, 3))
-        epochs = day.epoch0 + np.arange(day.points)[:, None] * day.interval_s + day.clock_offset_s.T
-        self.meter_time = np.datetime_as_string(epochs.ravel().astype("datetime64[s]")).tolist()  # no "Z": the template adds it
         self.area_energy = number_texts(day.area_energy_units / 1e4)
         self.area_reg = number_texts(day.area_reg_units / 1e4)
         self.area_v = np.round(day.area_voltage, 1).tolist()
         self.area_i = np.round(day.area_current, 3).tolist()
-        self._csv: list[list[str]] | None = None
+        self._k = -1
+        self._texts: _IntervalTexts | None = None
+        self._csv: list[list[str]] | None = None  # the CSV columns of interval _k
         self._events: dict[int, list[tuple[int, str]]] | None = None
+
+    def _at(self, k: int) -> _IntervalTexts:
+        """Interval ``k``'s texts, made on the first call for ``k``."""
+        if self._k != k or self._texts is None:
+            self._k, self._texts, self._csv = k, _IntervalTexts(self.day, k, self.three), None
+        return self._texts
 
     def delivered(self, k: int) -> list[int]:
         return np.flatnonzero(self.day.delivered[:, k]).tolist()
 
     def item_texts(self, k: int, meters: list[int], unit: str = "kWh") -> list[str]:
         """JSON texts of the reading items (the per-meter part of a reading) of ``meters`` at interval ``k``."""
-        base, base3, slot3 = k * self.size, k * self.three - 1, self.slot3
+        t, slot3 = self._at(k), self.slot3
         if unit == "kWh":
-            energy, reg, rev, eb = self.energy, self.reg_fwd, self.reg_rev, base
+            energy, reg, rev = t.energy, t.reg_fwd, t.reg_rev
         else:
             d, div = self.day, UNIT_DIVISOR[unit]
             energy, reg, rev = (number_texts(a[:, k] / div) for a in (d.energy_units, d.reg_fwd_units, d.reg_rev_units))
-            eb = 0
-        va, vb, vc, ia, ib, ic = self.va, self.vb, self.vc, self.ia, self.ib, self.ic
-        pf, demand, mt = self.pf, self.demand, self.meter_time
-        ids, single, events, has_rev = self.meter_ids, self.single, self.day.events, self.has_rev
+        va, vb, vc, ia, ib, ic = t.va, t.vb, t.vc, t.ia, t.ib, t.ic
+        pf, demand, mt = t.pf, t.demand, t.meter_time
+        ids, single, events, has_rev = self.meter_ids, self.single, self.day.events, t.has_rev
         out = []
         for m in meters:
-            i, e = base + m, eb + m
             if single[m]:
-                vi = f'"voltage":{{"a":{va[i]}}},"current":{{"a":{ia[i]}}}'
+                vi = f'"voltage":{{"a":{va[m]}}},"current":{{"a":{ia[m]}}}'
             else:
-                j = base3 + slot3[m]
-                vi = f'"voltage":{{"a":{va[i]},"b":{vb[j]},"c":{vc[j]}}},"current":{{"a":{ia[i]},"b":{ib[j]},"c":{ic[j]}}}'
-            registers = f'"register_fwd":{reg[e]},"register_rev":{rev[e]}' if has_rev[i] else f'"register_fwd":{reg[e]}'
+                j = slot3[m] - 1
+                vi = f'"voltage":{{"a":{va[m]},"b":{vb[j]},"c":{vc[j]}}},"current":{{"a":{ia[m]},"b":{ib[j]},"c":{ic[j]}}}'
+            registers = f'"register_fwd":{reg[m]},"register_rev":{rev[m]}' if has_rev[m] else f'"register_fwd":{reg[m]}'
             text = (
-                f'{{"meter_id":"{ids[m]}","energy":{energy[e]},{registers},'
-                f'{vi},"power_factor":{pf[i]},"demand_kw":{demand[i]},"meter_time":"{mt[i]}Z"'
+                f'{{"meter_id":"{ids[m]}","energy":{energy[m]},{registers},'
+                f'{vi},"power_factor":{pf[m]},"demand_kw":{demand[m]},"meter_time":"{mt[m]}Z"'
             )
             ev = events.get((m, k)) if events else None
             out.append(f'{text},"events":{orjson.dumps(ev).decode()}}}' if ev else text + "}")
@@ -172,44 +188,40 @@ class AreaDayMessages:
         """The same message as a dict, for malformed variants to break."""
         return orjson.loads(self.standalone(kind, ts, orjson.dumps(item).decode(), unit))
 
-    def _csv_columns(self) -> list[list[str]]:
-        """Each CSV column's texts in (interval, meter) order, index ``k * M + m``, as the kWh upload carries them.
+    def _csv_columns(self, k: int) -> list[list[str]]:
+        """Each CSV column's texts of interval ``k``, index m, as the kWh upload carries them.
 
-        Mostly references to the message texts: rows are joined per interval, so a day holds no second copy.
+        Mostly references to the message texts: a row is one ``",".join`` over them.
         """
-        d, size, points = self.day, self.size, self.day.points
-        n = size * points
-        stamps = d.epoch0 + np.arange(points, dtype=np.int64) * d.interval_s
+        d, t, size = self.day, self._at(k), self.size
+        stamp = d.ts_epoch(k)
         # meter_time (whole seconds, the same conversion as its texts) minus the message's ts, as ingest computes it;
         # few distinct values, so each is formatted once.
-        meter_time = (stamps[:, None] + d.clock_offset_s.T).astype("datetime64[s]").astype(np.int64)
-        offsets, which = np.unique(meter_time - stamps[:, None], return_inverse=True)
-        offset = np.array(number_texts(offsets.astype(np.float64)), dtype=object)[which.ravel()].tolist()
-        three = np.flatnonzero(d.fleet.phases == 3)
-        at3 = (np.arange(points)[:, None] * size + three[None, :]).ravel()
+        meter_time = (stamp + d.clock_offset_s[:, k]).astype("datetime64[s]").astype(np.int64)
+        offsets, which = np.unique(meter_time - stamp, return_inverse=True)
+        offset = np.array(number_texts(offsets.astype(np.float64)), dtype=object)[which].tolist()
 
-        def spread(texts: list[str]) -> list[str]:  # three-phase meters' texts into (k, m) order, "" elsewhere
-            out = np.full(n, "", dtype=object)
-            out[at3] = texts
+        def spread(texts: list[str]) -> list[str]:  # three-phase meters' texts at their meters, "" elsewhere
+            out = np.full(size, "", dtype=object)
+            out[self.three] = texts
             return out.tolist()
 
-        rev = [""] * n
-        for i in np.flatnonzero(d.reg_rev_units.T.ravel() > 0).tolist():  # has_rev: the message carries register_rev
-            rev[i] = self.reg_rev[i]
-        heads = [f"{m},{self.area_id}" for m in self.meter_ids] * points
-        ts = list(chain.from_iterable([iso(int(t))] * size for t in stamps))
+        rev = [text if moved else "" for text, moved in zip(t.reg_rev, t.has_rev, strict=True)]
+        heads = [f"{m},{self.area_id}" for m in self.meter_ids]
         return [
-            heads, ts, self.energy, self.reg_fwd, rev, self.va, spread(self.vb), spread(self.vc),
-            self.ia, spread(self.ib), spread(self.ic), self.pf, self.demand, offset,
+            heads, [iso(stamp)] * size, t.energy, t.reg_fwd, rev, t.va, spread(t.vb), spread(t.vc),
+            t.ia, spread(t.ib), spread(t.ic), t.pf, t.demand, offset,
         ]  # fmt: skip
+
+    def _csv_at(self, k: int) -> list[list[str]]:
+        self._at(k)
+        if self._csv is None:
+            self._csv = self._csv_columns(k)
+        return self._csv
 
     def csv_rows(self, k: int, meters: list[int]) -> str:
         """``readings.csv`` rows (``CSV_COLUMNS``) of ``meters`` at interval ``k``, area meter last."""
-        columns = self._csv
-        if columns is None:
-            columns = self._csv = self._csv_columns()
-        base, end = k * self.size, (k + 1) * self.size
-        rows = list(map(",".join, zip(*[c[base:end] for c in columns])))
+        rows = list(map(",".join, zip(*self._csv_at(k))))
         if len(meters) != self.size:
             rows = [rows[m] for m in meters]
         av, ai = self.area_v[k], self.area_i[k]
@@ -224,10 +236,7 @@ class AreaDayMessages:
 
         Ingest drops a re-send that equals the reading (an energy of 0 stays 0 whatever the factor), so the export does too.
         """
-        if self._csv is None:
-            self._csv = self._csv_columns()
-        i = k * self.size + m
-        cells = [c[i] for c in self._csv]
+        cells = [c[m] for c in self._csv_at(k)]
         if float(cells[2]) == energy_kwh:  # heads holds meter_id and area_id: energy is the third text
             return ""
         cells[2] = repr(energy_kwh)
