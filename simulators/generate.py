@@ -269,15 +269,16 @@ class Simulation:
         sink.barrier()
         for label in self.labels:
             sink.label(label["subject_id"], orjson.dumps(label, option=_DUMP_OPTIONS))
-        self._emit(sink, summary, {}, speed, progress, started)
+        self._emit(sink, summary, {}, speed, progress)
         summary.elapsed_s = time.perf_counter() - started
         return summary
 
     def _emit(
         self, sink: Sink, summary: Summary, pending: dict[int, list[_Batch]], speed: float,
-        progress: Callable[[int, int], None] | None, started: float,
+        progress: Callable[[int, int], None] | None,
     ) -> None:
         grid = self.grid
+        due: float | None = None  # when the next slot may go out (speed > 0)
         for areas in self.days():
             for ad in areas:
                 summary.not_delivered["missing_data"] += ad.missing_by_anomaly
@@ -287,11 +288,15 @@ class Simulation:
                 ts = grid.ts(g)
                 for a, msgs in enumerate(builders):
                     self._interval(a, g, k, ts, msgs, pending, sink, summary)
-                self._deliver(pending.pop(g, []), sink, summary)
                 if speed > 0:
-                    delay = started + (g + 1) * grid.interval_s / speed - time.perf_counter()
-                    if delay > 0:
-                        time.sleep(delay)
+                    # Slots go out one interval / speed apart. Time lost building a day is not made up
+                    # by sending the next slots at once: a paced feed never bursts above its speed.
+                    now = time.perf_counter()
+                    if due is not None and due > now:
+                        time.sleep(due - now)
+                        now = due
+                    due = now + grid.interval_s / speed
+                self._deliver(pending.pop(g, []), sink, summary)
                 if progress is not None:
                     progress(g + 1, grid.total)
         for slot in sorted(pending):
