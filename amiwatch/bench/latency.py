@@ -12,7 +12,9 @@ While the latency phase streams readings into a running pipeline:
   for that interval (the producer's create time, on the same clock).
 
 An alert's latency is the first time minus the arrival of its area's data
-for its ``last_seen`` interval (the evidence that raised or moved it). An
+for its ``last_seen`` interval (the evidence that raised or moved it).
+:func:`stages` splits it at the frame and the alert record (their Kafka
+timestamps), so a slow hop is named, not guessed. An
 alert whose ``last_seen`` was not published in this phase (history from the
 load) gives no sample. Rules that are judged only when later data arrives
 (a frame closed by its grace period, a day closed) include that wait: it is
@@ -29,13 +31,14 @@ import urllib.parse
 import urllib.request
 from contextlib import closing
 from datetime import datetime
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import orjson
 from kafka import KafkaConsumer, TopicPartition
 
-__all__ = ["ApiPoller", "arrival_index", "latencies", "percentiles", "epoch"]
+__all__ = ["ApiPoller", "arrival_index", "frame_index", "alert_index", "latencies", "stages", "percentiles", "epoch"]
 
 
 def epoch(ts: str) -> int:
@@ -96,11 +99,16 @@ class ApiPoller:
         self._thread.join(timeout=30)
 
 
-def arrival_index(bootstrap: str, topic: str, start: dict[int, int]) -> dict[tuple[str, int], float]:
-    """(area id, interval ts) → newest Kafka timestamp (epoch s) of its raw records after ``start``."""
-    index: dict[tuple[str, int], float] = {}
+def _index(bootstrap: str, topic: str, start: dict[int, int], key_of: Callable[[dict[str, Any]], Any],
+           newest: bool) -> dict[Any, float]:
+    """``key_of(value)`` → newest (or first) Kafka timestamp (epoch s) of ``topic``'s committed records after ``start``.
+
+    A value that is not JSON or that ``key_of`` cannot key (a malformed message the simulator sends on
+    purpose) is skipped.
+    """
+    index: dict[Any, float] = {}
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, max_poll_records=10_000,
-                             client_id="amiwatch-bench-arrivals")
+                             isolation_level="read_committed", client_id="amiwatch-bench-latency")
     with closing(consumer):
         partitions = [TopicPartition(topic, p) for p in sorted(start)]
         consumer.assign(partitions)
@@ -112,17 +120,37 @@ def arrival_index(bootstrap: str, topic: str, start: dict[int, int]) -> dict[tup
             for messages in consumer.poll(timeout_ms=1000).values():
                 for m in messages:
                     try:
-                        value = orjson.loads(m.value)
-                        key = (value["area_id"], epoch(value["ts"]))
+                        key = key_of(orjson.loads(m.value))
                     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-                        continue  # a malformed message the simulator sends on purpose
-                    arrived = m.timestamp / 1000
-                    if arrived > index.get(key, 0.0):
-                        index[key] = arrived
+                        continue
+                    at = m.timestamp / 1000
+                    if key not in index or (at > index[key] if newest else at < index[key]):
+                        index[key] = at
             for tp in list(waiting):
                 if consumer.position(tp) >= ends[tp]:
                     waiting.discard(tp)
     return index
+
+
+def arrival_index(bootstrap: str, topic: str, start: dict[int, int]) -> dict[tuple[str, int], float]:
+    """(area id, interval ts) → newest Kafka timestamp (epoch s) of its raw records after ``start``."""
+    return _index(bootstrap, topic, start, lambda v: (v["area_id"], epoch(v["ts"])), newest=True)
+
+
+def frame_index(bootstrap: str, topic: str, start: dict[int, int]) -> dict[tuple[str, int], float]:
+    """(area id, interval ts) → Kafka timestamp of its first frame (revision 0) after ``start``."""
+
+    def key_of(v: dict[str, Any]) -> tuple[str, int]:
+        if v["revision"] != 0:
+            raise ValueError("a correction")
+        return (v["area_id"], epoch(v["ts"]))
+
+    return _index(bootstrap, topic, start, key_of, newest=False)
+
+
+def alert_index(bootstrap: str, topic: str, start: dict[int, int]) -> dict[tuple[str, str], float]:
+    """(alert id, last_seen) → Kafka timestamp of the first alert record saying so after ``start``."""
+    return _index(bootstrap, topic, start, lambda v: (v["alert_id"], v["last_seen"]), newest=False)
 
 
 def latencies(first_seen: dict[tuple[str, str], tuple[float, str, str]], index: dict[tuple[str, int], float]
@@ -133,6 +161,28 @@ def latencies(first_seen: dict[tuple[str, str], tuple[float, str, str]], index: 
         arrived = index.get((area_id, epoch(last_seen)))
         if arrived is not None:
             out.setdefault(kind, []).append(readable_at - arrived)
+    return out
+
+
+def stages(first_seen: dict[tuple[str, str], tuple[float, str, str]], arrived: dict[tuple[str, int], float],
+           framed: dict[tuple[str, int], float], alerted: dict[tuple[str, str], float]) -> dict[str, list[float]]:
+    """Where each latency sample's time went, from the Kafka timestamps of the records between.
+
+    ``ingest``: the area's last raw record for the ``last_seen`` interval → its frame produced;
+    ``detector``: frame produced → the alert record produced (waiting for ingest's transaction to
+    commit included); ``api``: alert produced → readable through the API. Producers stamp create
+    time, on the same clock as the poller. Samples missing a record are left out of every stage.
+    """
+    out: dict[str, list[float]] = {"ingest": [], "detector": [], "api": []}
+    for (alert_id, last_seen), (readable_at, area_id, _kind) in first_seen.items():
+        key = (area_id, epoch(last_seen))
+        times = (arrived.get(key), framed.get(key), alerted.get((alert_id, last_seen)))
+        if None in times:
+            continue
+        a, f, p = times
+        out["ingest"].append(f - a)
+        out["detector"].append(p - f)
+        out["api"].append(readable_at - p)
     return out
 
 

@@ -24,7 +24,7 @@ from kafka.admin import KafkaAdminClient
 from amiwatch.bench import changelog
 from amiwatch.bench.bare import __name__ as BARE_MODULE
 from amiwatch.bench.fleet import FleetSpec, Loaded, end_offsets, load_fleet, record_count, simulate_argv
-from amiwatch.bench.latency import ApiPoller, arrival_index, latencies, percentiles
+from amiwatch.bench.latency import ApiPoller, alert_index, arrival_index, frame_index, latencies, percentiles, stages
 from amiwatch.bench.procs import BenchError, ServiceEnv
 from amiwatch.bench.progress import Progress, note
 from amiwatch.bench.rss import PeakRss
@@ -187,7 +187,8 @@ def latency(config: BenchConfig, env: ServiceEnv, readings_per_interval: float, 
     days = max(1, min(spec.days, math.ceil(config.latency_seconds * target / per_day)))
     note(f"  latency: {target:,.0f} readings/s offered ({config.latency_load:g} × pipeline) for "
          f"≤ {config.latency_seconds:g} s, API polled")
-    raw = Topics(env.prefix).raw
+    topics = Topics(env.prefix)
+    raw = topics.raw
     with Stack(env) as stack:
         api, token = stack.start_api()
         detector = stack.start_detector()
@@ -195,7 +196,7 @@ def latency(config: BenchConfig, env: ServiceEnv, readings_per_interval: float, 
         stack.wait_api()
         stack.wait_ready("detector")
         stack.wait_ready("ingest")
-        start = end_offsets(env.bootstrap, raw)
+        start = {topic: end_offsets(env.bootstrap, topic) for topic in (raw, topics.frames, topics.alerts)}
         poller = ApiPoller(env.api_base, token).start()
         summary_path = env.state_dir / "latency-summary.json"
         with open(env.state_dir / "simulate.log", "ab") as log:
@@ -241,13 +242,16 @@ def latency(config: BenchConfig, env: ServiceEnv, readings_per_interval: float, 
         poller.poll_once()  # whatever became readable after the thread's last poll
         readings = seen[-1].values["readings"]
         stack.stop()
-    index = arrival_index(env.bootstrap, raw, start)
+    index = arrival_index(env.bootstrap, raw, start[raw])
     by_type = latencies(poller.first_seen, index)
+    by_stage = stages(poller.first_seen, index, frame_index(env.bootstrap, topics.frames, start[topics.frames]),
+                      alert_index(env.bootstrap, topics.alerts, start[topics.alerts]))
     return {
         **percentiles([s for samples in by_type.values() for s in samples]),
         # Rules judged at a day's close (the open day closes a grace period after midnight) wait for that
         # much more data, which the simulator sends thousands of times faster than real time.
         "by_type": {kind: percentiles(samples) for kind, samples in sorted(by_type.items())},
+        "stages": {stage: percentiles(samples) for stage, samples in by_stage.items()},
         "offered_readings_per_s": readings / streamed,
         "target_readings_per_s": target,
         "streamed_s": streamed,
