@@ -99,14 +99,15 @@ class ApiPoller:
         self._thread.join(timeout=30)
 
 
-def _index(bootstrap: str, topic: str, start: dict[int, int], key_of: Callable[[dict[str, Any]], Any],
-           newest: bool) -> dict[Any, float]:
-    """``key_of(value)`` → newest (or first) Kafka timestamp (epoch s) of ``topic``'s committed records after ``start``.
+def _index(bootstrap: str, topic: str, start: dict[int, int],
+           key_of: Callable[[dict[str, Any]], tuple[Any, str | None]], newest: bool) -> dict[Any, tuple[float, str | None]]:
+    """``key_of(value)`` = (key, label) → newest (or first) Kafka timestamp (epoch s) of ``topic``'s committed
+    records after ``start``, with that record's label.
 
     A value that is not JSON or that ``key_of`` cannot key (a malformed message the simulator sends on
     purpose) is skipped.
     """
-    index: dict[Any, float] = {}
+    index: dict[Any, tuple[float, str | None]] = {}
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, max_poll_records=10_000,
                              isolation_level="read_committed", client_id="amiwatch-bench-latency")
     with closing(consumer):
@@ -120,12 +121,12 @@ def _index(bootstrap: str, topic: str, start: dict[int, int], key_of: Callable[[
             for messages in consumer.poll(timeout_ms=1000).values():
                 for m in messages:
                     try:
-                        key = key_of(orjson.loads(m.value))
+                        key, label = key_of(orjson.loads(m.value))
                     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
                         continue
                     at = m.timestamp / 1000
-                    if key not in index or (at > index[key] if newest else at < index[key]):
-                        index[key] = at
+                    if key not in index or (at > index[key][0] if newest else at < index[key][0]):
+                        index[key] = (at, label)
             for tp in list(waiting):
                 if consumer.position(tp) >= ends[tp]:
                     waiting.discard(tp)
@@ -134,23 +135,25 @@ def _index(bootstrap: str, topic: str, start: dict[int, int], key_of: Callable[[
 
 def arrival_index(bootstrap: str, topic: str, start: dict[int, int]) -> dict[tuple[str, int], float]:
     """(area id, interval ts) → newest Kafka timestamp (epoch s) of its raw records after ``start``."""
-    return _index(bootstrap, topic, start, lambda v: (v["area_id"], epoch(v["ts"])), newest=True)
+    index = _index(bootstrap, topic, start, lambda v: ((v["area_id"], epoch(v["ts"])), None), newest=True)
+    return {key: at for key, (at, _) in index.items()}
 
 
-def frame_index(bootstrap: str, topic: str, start: dict[int, int]) -> dict[tuple[str, int], float]:
-    """(area id, interval ts) → Kafka timestamp of its first frame (revision 0) after ``start``."""
+def frame_index(bootstrap: str, topic: str, start: dict[int, int]) -> dict[tuple[str, int], tuple[float, str]]:
+    """(area id, interval ts) → Kafka timestamp and ``closed_by`` of its first frame (revision 0) after ``start``."""
 
-    def key_of(v: dict[str, Any]) -> tuple[str, int]:
+    def key_of(v: dict[str, Any]) -> tuple[tuple[str, int], str]:
         if v["revision"] != 0:
             raise ValueError("a correction")
-        return (v["area_id"], epoch(v["ts"]))
+        return (v["area_id"], epoch(v["ts"])), v["closed_by"]
 
-    return _index(bootstrap, topic, start, key_of, newest=False)
+    return _index(bootstrap, topic, start, key_of, newest=False)  # type: ignore[return-value]
 
 
 def alert_index(bootstrap: str, topic: str, start: dict[int, int]) -> dict[tuple[str, str], float]:
     """(alert id, last_seen) → Kafka timestamp of the first alert record saying so after ``start``."""
-    return _index(bootstrap, topic, start, lambda v: (v["alert_id"], v["last_seen"]), newest=False)
+    index = _index(bootstrap, topic, start, lambda v: ((v["alert_id"], v["last_seen"]), None), newest=False)
+    return {key: at for key, (at, _) in index.items()}
 
 
 def latencies(first_seen: dict[tuple[str, str], tuple[float, str, str]], index: dict[tuple[str, int], float]
@@ -165,22 +168,27 @@ def latencies(first_seen: dict[tuple[str, str], tuple[float, str, str]], index: 
 
 
 def stages(first_seen: dict[tuple[str, str], tuple[float, str, str]], arrived: dict[tuple[str, int], float],
-           framed: dict[tuple[str, int], float], alerted: dict[tuple[str, str], float]) -> dict[str, list[float]]:
+           framed: dict[tuple[str, int], tuple[float, str]], alerted: dict[tuple[str, str], float]
+           ) -> dict[str, list[float]]:
     """Where each latency sample's time went, from the Kafka timestamps of the records between.
 
-    ``ingest``: the area's last raw record for the ``last_seen`` interval → its frame produced;
+    ``ingest``: the area's last raw record for the ``last_seen`` interval → its frame produced, also
+    split by how the frame closed (``ingest_complete``: every meter reported; ``ingest_grace``: it
+    waited out the grace period of event time for missing meters, which the bench's compressed time
+    makes a fraction of a second and real time makes ``grace_intervals`` intervals);
     ``detector``: frame produced → the alert record produced (waiting for ingest's transaction to
     commit included); ``api``: alert produced → readable through the API. Producers stamp create
     time, on the same clock as the poller. Samples missing a record are left out of every stage.
     """
-    out: dict[str, list[float]] = {"ingest": [], "detector": [], "api": []}
+    out: dict[str, list[float]] = {"ingest": [], "ingest_complete": [], "ingest_grace": [], "detector": [], "api": []}
     for (alert_id, last_seen), (readable_at, area_id, _kind) in first_seen.items():
         key = (area_id, epoch(last_seen))
-        times = (arrived.get(key), framed.get(key), alerted.get((alert_id, last_seen)))
-        if None in times:
+        a, frame, p = arrived.get(key), framed.get(key), alerted.get((alert_id, last_seen))
+        if a is None or frame is None or p is None:
             continue
-        a, f, p = times
+        f, closed_by = frame
         out["ingest"].append(f - a)
+        out.setdefault(f"ingest_{closed_by}", []).append(f - a)
         out["detector"].append(p - f)
         out["api"].append(readable_at - p)
     return out

@@ -114,17 +114,24 @@ class Service:
         return self.rss.bytes if self.rss else 0
 
     def stop(self, timeout: float = 30.0) -> None:
-        """SIGTERM (the service's clean path), SIGKILL after ``timeout``; the peak RSS is read first."""
+        """SIGTERM (the service's clean path), SIGKILL after ``timeout``.
+
+        The peak RSS is read until the process is gone: a clean stop does work of its own (the
+        detector writes every live state it holds) and may be where the peak is.
+        """
         if self.process is None or self.process.poll() is not None:
             return
         assert self.rss is not None
         self.rss.sample()
         self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        deadline = time.monotonic() + timeout
+        while self.process.poll() is None:
+            self.rss.sample()  # VmHWM only grows: the last sample before the exit holds the peak
+            if time.monotonic() > deadline:
+                self.process.kill()
+                self.process.wait()
+                return
+            time.sleep(0.05)
 
     def wait_until(self, ready: Callable[[], bool], what: str, timeout: float) -> None:
         """Wait until ``ready()`` is true, checking that the service lives; :class:`BenchError` on timeout."""

@@ -60,8 +60,10 @@ FIGURES: tuple[Figure, ...] = (
     Figure("latency_p50_s", "alert latency p50", ("latency", "p50_s"), "s", digits=2),
     Figure("latency_p99_s", "alert latency p99", ("latency", "p99_s"), "s", digits=2, target=_at_most(2, " s")),
     Figure("latency_samples", "alert latency samples", ("latency", "samples"), "alerts"),
-    *(Figure(f"latency_{stage}_p50_s", f"  {stage} hop p50", ("latency", "stages", stage, "p50_s"), "s", digits=2)
-      for stage in ("ingest", "detector", "api")),
+    *(Figure(f"latency_{stage}_p50_s", f"  {label} p50", ("latency", "stages", stage, "p50_s"), "s", digits=2)
+      for stage, label in (("ingest", "ingest hop"), ("ingest_complete", "  of frames closed complete"),
+                           ("ingest_grace", "  of frames closed by grace"), ("detector", "detector hop"),
+                           ("api", "API hop"))),
     Figure("rss_bare_mib", "peak RSS bare consumer", ("bare", "peak_rss_bytes"), "MiB", MiB, 1),
     Figure("rss_ingest_alone_mib", "peak RSS ingest (alone)", ("ingest", "peak_rss_bytes"), "MiB", MiB, 1),
     Figure("rss_detector_alone_mib", "peak RSS detector (alone)", ("detector", "peak_rss_bytes"), "MiB", MiB, 1),

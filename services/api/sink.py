@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -249,10 +250,32 @@ class ContextSink(Projection):
         return ("frame", value)
 
     def apply(self, records: list[tuple[str, dict[str, Any]]]) -> None:
-        with self.store.write() as session:
-            for kind, value in records:
-                if kind == "archive":
-                    context.apply_archive(session, value)
-            frames = [v for k, v in records if k == "frame"]
-            if frames:
-                context.apply_frames(session, frames)
+        """Apply the batch in transactions of about ``context_cells_per_transaction`` meters each.
+
+        The alert sink writes to the same database, and its alerts are what users wait for: short
+        transactions here let it in between. A crash part-way replays the whole batch, which counts
+        nothing twice (see :mod:`services.api.store.context`).
+        """
+        for chunk in _chunks(records, self.config.context_cells_per_transaction):
+            with self.store.write() as session:
+                for kind, value in chunk:
+                    if kind == "archive":
+                        context.apply_archive(session, value)
+                frames = [v for k, v in chunk if k == "frame"]
+                if frames:
+                    context.apply_frames(session, frames)
+
+
+def _chunks(records: list[tuple[str, dict[str, Any]]], cells: int) -> Iterator[list[tuple[str, dict[str, Any]]]]:
+    """Consecutive runs of ``records`` holding at most ``cells`` meters each (one record alone may hold more)."""
+    chunk: list[tuple[str, dict[str, Any]]] = []
+    held = 0
+    for kind, value in records:
+        size = len(value["meters"]["meter_id"]) if kind == "frame" else len(value["meters"])
+        if chunk and held + size > cells:
+            yield chunk
+            chunk, held = [], 0
+        chunk.append((kind, value))
+        held += size
+    if chunk:
+        yield chunk

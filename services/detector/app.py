@@ -3,7 +3,7 @@
 Map
     topics in    ``frames``   ``<prefix>frames``   area frame JSON, key area id (ingest, transactional)
                  ``archive``  ``<prefix>archive``  area archive JSON, key area id (compacted)
-    tables       ``archives``    area id → archive JSON bytes       changelog ``<app id>-archives-changelog``
+    tables       ``archives``    area id → archive JSON (lz4)       changelog ``<app id>-archives-changelog``
                  ``area_state``  area id → offset + ``AreaState.to_bytes()``, at checkpoints (changelog likewise)
                  ``frame_offsets`` frames partition → last frame applied, last checkpointed  (changelog likewise)
                  ``area_voltage`` (global, opt-in) area id → last two days' voltage profile JSON (wrong_area)
@@ -117,7 +117,7 @@ from faust.types import TP
 from amiwatch.settings import Settings, load_settings
 from services.detector import metrics
 from services.detector.checkpoint import CheckpointPolicy, LiveArea, LiveAreas, pack_offsets, pack_state, unpack_offsets, unpack_state
-from services.detector.codec import ArchiveCache, alert_message, area_key, archive_from_bytes, frame_from_bytes
+from services.detector.codec import ArchiveCache, alert_message, area_key, archive_from_bytes, frame_from_bytes, pack_archive
 from services.detector.detectors import DETECTORS
 from services.detector.detectors.wrong_area import MappingVoltageDirectory, with_voltage_directory
 from services.detector.gaps import GapReader
@@ -336,7 +336,7 @@ alerts = app.topic(TOPICS.alerts)
 # key_type/value_type bytes make Faust (de)serialize the changelogs raw: a table's codec
 # comes from its types, not from the app's serializers, and defaults to JSON.
 archives = app.Table("archives", partitions=PARTITIONS, key_type=bytes, value_type=bytes,
-                     help="area id → archive JSON (the area's latest ami.archive record)")
+                     help="area id → archive JSON, lz4 (the area's latest ami.archive record)")
 area_state = app.Table("area_state", partitions=PARTITIONS, key_type=bytes, value_type=bytes,
                        help="area id → last frame offset folded in + AreaState bytes, written at checkpoints")
 frame_offsets = app.Table("frame_offsets", partitions=PARTITIONS, key_type=bytes, value_type=bytes,
@@ -455,7 +455,7 @@ async def _keep_archive(event: faust.EventT) -> None:
         log.exception("archive record at %s offset %d is not an archive; ignored", _tp(event), event.message.offset)
         return
     key = area_key(area_id)
-    archives[key] = value
+    archives[key] = pack_archive(value)
     async with _or_die("archive changelog write"):
         await archives.delivered()
     _archive_arrived.setdefault(key, asyncio.Event()).set()

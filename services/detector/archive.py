@@ -11,7 +11,8 @@ silent rather than guessing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -40,7 +41,6 @@ class AreaArchive:
     area_rated_kva: float
     loss_limit_pct: float
     meter_ids: tuple[str, ...]
-    index_of: dict[str, int]
     multiplier: np.ndarray  # float64
     phases: np.ndarray  # int8, 1 or 3
     contracted_kva: np.ndarray  # float64
@@ -52,6 +52,9 @@ class AreaArchive:
     basic_current_a: np.ndarray  # float64, Ib
     max_current_a: np.ndarray  # float64, Imax
     installed_at: np.ndarray  # int64 epoch s
+    # meter id → row, built on the first lookup of ids in another order (frames come in archive order):
+    # ~50 bytes per meter a worker holding a million would otherwise keep for nothing.
+    _index_of: dict[str, int] | None = field(default=None, repr=False)
 
     @property
     def n(self) -> int:
@@ -66,7 +69,10 @@ class AreaArchive:
         """Archive row of each id (int64), -1 for ids the archive does not list."""
         if len(meter_ids) == self.n and tuple(meter_ids) == self.meter_ids:  # ingest sends archive order
             return np.arange(self.n, dtype=np.int64)
-        get = self.index_of.get
+        if self._index_of is None:
+            object.__setattr__(self, "_index_of", {m: i for i, m in enumerate(self.meter_ids)})
+        assert self._index_of is not None
+        get = self._index_of.get
         return np.fromiter((get(m, -1) for m in meter_ids), dtype=np.int64, count=len(meter_ids))
 
 
@@ -82,7 +88,7 @@ def decode_archive(obj: dict[str, Any]) -> AreaArchive:
     def col(name: str) -> list[Any]:
         return [m.get(name) for m in meters]
 
-    status = tuple(str(m.get("status", "active")) for m in meters)
+    status = tuple(sys.intern(str(m.get("status", "active"))) for m in meters)  # a few values, shared
     classes = {c: i for i, c in enumerate(CUSTOMER_CLASSES)}
     ids = tuple(str(m["meter_id"]) for m in meters)
     return AreaArchive(
@@ -94,7 +100,6 @@ def decode_archive(obj: dict[str, Any]) -> AreaArchive:
         area_rated_kva=_num(area_meter.get("rated_kva")),
         loss_limit_pct=_num(obj.get("loss_limit_pct")),
         meter_ids=ids,
-        index_of={m: i for i, m in enumerate(ids)},
         multiplier=np.array([1.0 if v is None else v for v in col("multiplier")], dtype=np.float64),
         phases=np.array([v or 1 for v in col("phases")], dtype=np.int8),
         contracted_kva=np.array(col("contracted_kva"), dtype=np.float64),

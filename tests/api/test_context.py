@@ -5,11 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import event
+
 import schemas
+from services.api.sink import ContextSink
 from services.api.store import context
 from services.api.store.session import Store
 from tests.api.alerts_factory import alert_record
-from tests.api.helpers import api_client, auth, key_for, put_alerts
+from tests.api.helpers import api_client, auth, config_for, key_for, put_alerts
 
 T0 = datetime(2026, 1, 5, tzinfo=UTC)
 
@@ -86,3 +89,24 @@ def test_meter_view_and_alert_detail_show_readings(sqlite_url: str) -> None:
         assert [d["day"] for d in readings["days"]] == ["2026-01-05", "2026-01-06", "2026-01-07"]
         ranking = c.get("/api/v1/areas/ranking", headers=viewer).json()["items"]
         assert ranking[0]["area_id"] == "A0003" and ranking[0]["open_alerts"] == 1
+
+
+def test_the_context_sink_writes_a_batch_in_short_transactions_and_a_replay_counts_nothing(store: Store) -> None:
+    """Frames of 2 meters, 5 cells a transaction: 48 × 2 frames + 2 archives need 1 + 96 / 2 transactions."""
+    meters = {"A1": ["M-A1", "M-A2"], "B1": ["M-B1", "M-B2"]}
+    records: list[tuple[str, dict[str, Any]]] = [("archive", _archive(a, m)) for a, m in meters.items()]
+    for area, ms in meters.items():
+        records += [("frame", f) for f in _frames(area, ms, [24.0, 48.0], 80.0)]
+    sink = ContextSink(store, config_for(store.url, context_cells_per_transaction=5))
+    commits: list[int] = []
+    listener = lambda _conn: commits.append(1)  # noqa: E731
+    event.listen(store.engine, "commit", listener)
+    try:
+        sink.apply(records)
+        assert len(commits) == 1 + 96 // 2  # the archives (4 meters), then two frames (4 readings) at a time
+        sink.apply(records)  # a crash after some transactions replays the batch: nothing counts twice
+    finally:
+        event.remove(store.engine, "commit", listener)
+    with store.read() as s:
+        days = context.subject_days(s, "meter", "M-A2", T0.date(), T0.date() + timedelta(days=5))
+    assert [(d["kwh"], d["coverage"]) for d in days] == [(48.0, 1.0), (48.0, 1.0)]

@@ -33,7 +33,9 @@ def test_bench_writes_every_figure(kafka_env: dict[str, str], tmp_path: Path) ->
     document = json.loads(out.read_text())
     figures = document["figures"]
     assert set(figures) == {f.name for f in FIGURES}
-    missing = [name for name, figure in figures.items() if figure["median"] is None]
+    # How the latency samples' frames closed depends on the phase's data: a split may be empty.
+    optional = {"latency_ingest_complete_p50_s", "latency_ingest_grace_p50_s"}
+    missing = [name for name, figure in figures.items() if figure["median"] is None and name not in optional]
     assert not missing, missing
     for name in ("bare_readings_per_s", "ingest_readings_per_s", "detector_readings_per_s",
                  "pipeline_readings_per_s", "latency_offered_readings_per_s"):

@@ -21,7 +21,7 @@ def test_latency_is_counted_per_type_from_the_arrival_of_the_last_seen_interval(
 def test_each_sample_is_split_at_its_frame_and_its_alert_record() -> None:
     ts = "2026-01-05T10:00:00Z"
     arrived = {("A1", epoch(ts)): 1000.0, ("A2", epoch(ts)): 1001.0}
-    framed = {("A1", epoch(ts)): 1000.25, ("A2", epoch(ts)): 1001.5}
+    framed = {("A1", epoch(ts)): (1000.25, "complete"), ("A2", epoch(ts)): (1001.5, "grace")}
     alerted = {("a1", ts): 1001.0, ("a3", ts): 1003.0}
     first_seen = {
         ("a1", ts): (1001.5, "A1", "tamper_event"),
@@ -29,8 +29,15 @@ def test_each_sample_is_split_at_its_frame_and_its_alert_record() -> None:
         ("a3", ts): (1004.0, "A1", "consumption_swing"),
     }
     got = stages(first_seen, arrived, framed, alerted)
-    assert got == {"ingest": [0.25, 0.25], "detector": [0.75, 2.75], "api": [0.5, 1.0]}
-    assert sum(map(sum, got.values())) == pytest.approx(sum(latencies(first_seen, arrived)["tamper_event"][:1]) + 4.0)
+    assert got == {
+        "ingest": [0.25, 0.25],
+        "ingest_complete": [0.25, 0.25],
+        "ingest_grace": [],
+        "detector": [0.75, 2.75],
+        "api": [0.5, 1.0],
+    }
+    hops = [i + d + a for i, d, a in zip(got["ingest"], got["detector"], got["api"], strict=True)]
+    assert hops == pytest.approx([1.5, 4.0])  # each sample's hops add up to its latency
 
 
 def test_percentiles_of_nothing_are_none() -> None:

@@ -12,8 +12,9 @@ the rows they change (``SELECT … FOR UPDATE``, a no-op on SQLite).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -62,12 +63,19 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 class Store:
     """One database: an engine and its sessions. ``read()`` and ``write()`` are transactions."""
 
-    __slots__ = ("url", "engine", "_sessions")
+    __slots__ = ("url", "engine", "_sessions", "_write_lock")
 
     def __init__(self, url: str, engine: Engine | None = None) -> None:
         self.url = normalise_url(url)
         self.engine = engine or make_engine(self.url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        # SQLite has one writer at a time, and a writer that finds the database locked polls for it
+        # (sleeps of up to 100 ms): a steady stream of writes from one thread can keep another waiting
+        # for seconds. Writers of this process queue on a lock instead and are handed the database as
+        # soon as it is free. PostgreSQL locks rows, and needs none.
+        self._write_lock: AbstractContextManager[Any] = (
+            threading.Lock() if self.engine.dialect.name == "sqlite" else nullcontext()
+        )
 
     @property
     def dialect(self) -> str:
@@ -82,7 +90,7 @@ class Store:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A write transaction: committed when the block ends, rolled back if it raises."""
-        with self._sessions() as session:
+        with self._write_lock, self._sessions() as session:
             session.connection(execution_options={"write": True})
             try:
                 yield session
