@@ -294,7 +294,7 @@ class DetectorApp(faust.App):
     async def on_stop(self) -> None:
         if not self.rebalancing:  # mid-rebalance the partitions may be someone else's already
             async with _FRAME_LOCK:
-                await _write_checkpoints(LIVE.dirty())
+                await _write_checkpoints(LIVE.dirty(), release=True)
         await GAPS.stop()
         await super().on_stop()
 
@@ -608,18 +608,21 @@ async def _applied(partition: int, offset: int) -> None:
         await frame_offsets.delivered()
 
 
-async def _write_checkpoints(partitions: list[int]) -> None:
+async def _write_checkpoints(partitions: list[int], *, release: bool = False) -> None:
     """Write the changed live states of ``partitions``, then mark their applied frames checkpointed.
 
     The states are durable before the offsets say so; a crash between the two
     leaves states ahead of the checkpoint, which their own offsets cover.
+    ``release`` (the worker is stopping): drop each live state once its record
+    is made, so writing a million of them does not hold both at once (an area
+    asked for again is read back from its record).
     """
     for partition in partitions:
         live = LIVE.partition(partition)
         key = _partition_key(partition)
         with _writing_to(partition):
             for area_key_ in sorted(live.dirty):
-                area = live.areas[area_key_]
+                area = live.areas.pop(area_key_) if release else live.areas[area_key_]
                 area_state[area_key_] = pack_state(area.offset, area.state.to_bytes())
             async with _or_die("state changelog write"):
                 await area_state.delivered()
