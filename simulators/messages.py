@@ -22,7 +22,8 @@ texts (a value in ``Wh`` is the same float once ingest divides it by
 single-phase meters; ``register_rev`` until it moves; power factor,
 demand and ``register_rev`` of the area meter), and ``clock_offset_s`` =
 ``meter_time − ts`` as whole seconds. Rows follow the same approach: at
-an interval's first ``csv_rows`` call each column becomes a list of texts (mostly the message texts themselves; runs without a file sink
+an interval's first ``csv_rows`` call each column becomes a list of
+texts (mostly the message texts themselves; runs without a file sink
 never build them), and an interval's rows are one ``",".join`` per
 reading over those columns zipped: no per-reading dict or float format.
 Texts exist for one interval at a time: a whole day of them was ~20 KB
@@ -31,7 +32,6 @@ per meter at hourly data.
 
 from __future__ import annotations
 
-from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -65,9 +65,11 @@ def number_texts(values: np.ndarray) -> list[str]:
 class _IntervalTexts:
     """Every per-meter field of one interval as JSON number texts, index m (phases b and c: slot3[m] - 1)."""
 
-    __slots__ = ("energy", "reg_fwd", "reg_rev", "has_rev", "va", "vb", "vc", "ia", "ib", "ic", "pf", "demand", "meter_time")
+    __slots__ = ("k", "energy", "reg_fwd", "reg_rev", "has_rev", "va", "vb", "vc", "ia", "ib", "ic", "pf", "demand",
+                 "meter_time")
 
     def __init__(self, day: AreaDay, k: int, three: np.ndarray) -> None:
+        self.k = k
         self.energy = number_texts(day.energy_units[:, k] / 1e4)
         self.reg_fwd = number_texts(day.reg_fwd_units[:, k] / 1e4)
         self.reg_rev = number_texts(day.reg_rev_units[:, k] / 1e4)
@@ -92,7 +94,7 @@ class AreaDayMessages:
 
     __slots__ = (
         "day", "area_id", "meter_ids", "single", "size", "three", "slot3",
-        "area_energy", "area_reg", "area_v", "area_i", "_k", "_texts", "_csv", "_events",
+        "area_energy", "area_reg", "area_v", "area_i", "_texts", "_csv", "_events",
     )
 
     def __init__(self, day: AreaDay) -> None:
@@ -108,16 +110,17 @@ class AreaDayMessages:
         self.area_reg = number_texts(day.area_reg_units / 1e4)
         self.area_v = np.round(day.area_voltage, 1).tolist()
         self.area_i = np.round(day.area_current, 3).tolist()
-        self._k = -1
         self._texts: _IntervalTexts | None = None
-        self._csv: list[list[str]] | None = None  # the CSV columns of interval _k
+        self._csv: list[list[str]] | None = None  # the CSV columns of the interval _texts holds
         self._events: dict[int, list[tuple[int, str]]] | None = None
 
     def _at(self, k: int) -> _IntervalTexts:
         """Interval ``k``'s texts, made on the first call for ``k``."""
-        if self._k != k or self._texts is None:
-            self._k, self._texts, self._csv = k, _IntervalTexts(self.day, k, self.three), None
-        return self._texts
+        texts = self._texts
+        if texts is None or texts.k != k:
+            texts = self._texts = _IntervalTexts(self.day, k, self.three)
+            self._csv = None
+        return texts
 
     def delivered(self, k: int) -> list[int]:
         return np.flatnonzero(self.day.delivered[:, k]).tolist()

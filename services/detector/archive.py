@@ -69,10 +69,11 @@ class AreaArchive:
         """Archive row of each id (int64), -1 for ids the archive does not list."""
         if len(meter_ids) == self.n and tuple(meter_ids) == self.meter_ids:  # ingest sends archive order
             return np.arange(self.n, dtype=np.int64)
-        if self._index_of is None:
-            object.__setattr__(self, "_index_of", {m: i for i, m in enumerate(self.meter_ids)})
-        assert self._index_of is not None
-        get = self._index_of.get
+        index = self._index_of
+        if index is None:
+            index = {m: i for i, m in enumerate(self.meter_ids)}
+            object.__setattr__(self, "_index_of", index)
+        get = index.get
         return np.fromiter((get(m, -1) for m in meter_ids), dtype=np.int64, count=len(meter_ids))
 
 

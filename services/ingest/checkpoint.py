@@ -316,11 +316,11 @@ def assemble(latest: Mapping[bytes, bytes], group: str, partition: int) -> Check
     head = checkpoint_key(group, partition)
     if head not in latest:
         return None
-    missing = _missing_areas(latest, head)
+    listed = _listed(latest[head])
+    missing = [area_id for area_id in listed if area_key(head, area_id) not in latest]
     if missing:
         raise ValueError(f"checkpoint {head.decode()!r} lists areas without a record: {missing[:5]}")
-    marks = {area_id: AreaMark.decode(latest[area_key(head, area_id)]) for area_id in _listed(latest[head])}
-    return Checkpoint.decode(latest[head], marks)
+    return Checkpoint.decode(latest[head], {area_id: AreaMark.decode(latest[area_key(head, area_id)]) for area_id in listed})
 
 
 async def load_checkpoints(

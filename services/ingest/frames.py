@@ -36,8 +36,9 @@ checkpoint rebuilds the same open frames and closes them as the first run
 would have. The state a checkpoint needs is :meth:`open_offsets` and the
 :meth:`marks` (watermarks, open frame keys, closed frames' revisions) of the
 areas :meth:`take_changed` names. Closed frames are remembered while
-corrections to them may still need a revision number: revision-0 frames until their grace has passed (after that a
-reading is late anyway), corrected frames for ``horizon_s`` of event time.
+corrections to them may still need a revision number: revision-0 frames
+until their grace has passed (after that a reading is late anyway),
+corrected frames for ``horizon_s`` of event time.
 A correction to a frame older than that starts again at revision 1.
 """
 
