@@ -68,7 +68,14 @@ class ApiPoller:
 
     def start(self) -> ApiPoller:
         """Take the current sync token (everything already in the store is not this phase's), then poll."""
-        self._sync = self._get({"limit": 1})["sync_token"]
+        for attempt in range(20):  # a just-started API has answered an empty body once (fresh-clone CI)
+            try:
+                self._sync = self._get({"limit": 1})["sync_token"]
+                break
+            except (OSError, urllib.error.URLError, ValueError, KeyError):
+                if attempt == 19:
+                    raise
+                time.sleep(0.25)
         self._thread.start()
         return self
 
