@@ -43,10 +43,13 @@ partitions' area states in memory and writes them at checkpoints
 offsets, every ``CHECKPOINT_FRAMES`` frames per area or ``CHECKPOINT_AGE_S``
 after the first unwritten one, and on a clean stop). Per frame, in order:
 run the pipeline on the area's live state, send the alert records and wait
-for the broker's acknowledgement, record the frame's offset as applied and
-wait until the changelog has it (:class:`DeliveredTable`); only then does
-the agent move on, and only then may Faust commit the frame's offset. So an
-applied frame always has its alerts on the broker. A worker taking a
+for the broker's acknowledgement, record the frame's offset as applied and,
+if it sent alerts, wait until the changelog has it (:class:`DeliveredTable`);
+only then does the agent move on, and only then may Faust commit the frame's
+offset. So an applied frame always has its alerts on the broker. A frame
+without alerts does not wait for its applied offset: if a crash loses it,
+the frame is run again (it lies beyond the last applied one, committed or
+not) and changes the state the same way, sending nothing. A worker taking a
 partition over (after a crash, a restart or a rebalance) restores the
 tables from their changelogs, then, before the partition's first frame,
 folds the frames applied since its last checkpoint into the restored
@@ -114,6 +117,7 @@ from aiokafka import TopicPartition
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP
 
+from amiwatch.kafka.transaction_position import TransactionPosition, ends_transaction, read_position, starts_transaction
 from amiwatch.settings import Settings, load_settings
 from services.detector import metrics
 from services.detector.checkpoint import CheckpointPolicy, LiveArea, LiveAreas, pack_offsets, pack_state, unpack_offsets, unpack_state
@@ -378,9 +382,16 @@ async def detect(stream: faust.StreamT) -> None:
             if message.offset <= applied:  # re-read after a restart or a seek
                 metrics.observe_frame("duplicate", 0.0, None)
                 continue
+            position = read_position(message.headers)
             if message.offset > applied + 1:
-                await _apply_skipped(message.topic, message.partition, applied + 1, message.offset)
+                if message.offset == applied + 2 and _ends_transaction(message.partition, applied) \
+                        and starts_transaction(position):
+                    # Only the marker of the transaction the last frame ended lies between.
+                    await app.consumer._add_gap(TP(message.topic, message.partition), applied + 1, applied + 1)
+                else:
+                    await _apply_skipped(message.topic, message.partition, applied + 1, message.offset)
             await _detect(message.topic, message.partition, message.offset, event.value)
+            _last_position[message.partition] = (message.offset, position)
             await _write_checkpoints(LIVE.due())
 
 
@@ -397,6 +408,7 @@ async def write_due_checkpoints() -> None:
 async def _forget_moved_partitions(_app: faust.App, assigned: set[TP], **_: Any) -> None:
     """Drop the live states of frames partitions this worker no longer holds (checkpoint.py)."""
     LIVE.keep_only({tp.partition for tp in assigned if tp.topic == frames.get_topic_name()})
+    _last_position.clear()
 
 
 @app.timer(interval=5.0)
@@ -423,6 +435,8 @@ async def find_unread_tails() -> None:
             continue
         applied = await _applied_offset(tp.topic, tp.partition)
         _first, end = await GAPS.bounds(tp.topic, tp.partition)
+        if end == applied + 2 and _ends_transaction(tp.partition, applied):
+            continue  # only the marker of the last frame's transaction lies beyond it
         if applied + 1 < end and await GAPS.read(tp.topic, tp.partition, applied + 1, end, first_only=True):
             log.warning("%s: frames after offset %d (end %d) were never handed to the agent; reading them again",
                         tp, applied, end)
@@ -436,6 +450,9 @@ async def find_unread_tails() -> None:
 _decoded_archives = ArchiveCache()
 _archive_arrived: dict[bytes, asyncio.Event] = {}
 _last_applied_at: dict[int, float] = {}  # frames partition → monotonic time of its last frame applied
+# frames partition → offset of the last frame the agent applied and its place in its transaction (from its
+# header): the offset after a transaction's last frame is its marker, which then needs no read.
+_last_position: dict[int, tuple[int, TransactionPosition | None]] = {}
 _RESEND_GRACE_S = 30.0  # a partition sent back to its unread frames is not sent back again sooner
 LIVE = LiveAreas(CONFIG.checkpoint)  # the live states of this worker's frames partitions (checkpoint.py)
 _FRAME_LOCK = asyncio.Lock()  # one frame or one checkpoint at a time: a checkpoint never sees half a frame
@@ -572,15 +589,21 @@ async def _detect(topic: str, partition: int, offset: int, value: bytes, *, rebu
             await _send_alerts(records)
         for record in records:
             metrics.count_alert(record)
-    await _done("processed", partition, offset, started, frame.ts, rebuilding)
+    await _done("processed", partition, offset, started, frame.ts, rebuilding, sent=bool(records))
 
 
 async def _done(result: str, partition: int, offset: int, started: float, event_ts: int | None,
-                rebuilding: bool) -> None:
-    """Count the frame and, unless rebuilding, record it as applied."""
+                rebuilding: bool, *, sent: bool = False) -> None:
+    """Count the frame and, unless rebuilding, record it as applied (durably before moving on if it ``sent`` alerts)."""
     metrics.observe_frame("rebuilt" if rebuilding else result, time.perf_counter() - started, event_ts)
     if not rebuilding:
-        await _applied(partition, offset)
+        await _applied(partition, offset, durable=sent)
+
+
+def _ends_transaction(partition: int, applied: int) -> bool:
+    """The frame last applied in ``partition``, at ``applied``, was its transaction's last there (a marker follows)."""
+    last = _last_position.get(partition)
+    return last is not None and last[0] == applied and ends_transaction(last[1])
 
 
 def _live_area(partition: int, key: bytes, area_id: str) -> LiveArea:
@@ -598,14 +621,24 @@ def _live_area(partition: int, key: bytes, area_id: str) -> LiveArea:
     return area
 
 
-async def _applied(partition: int, offset: int) -> None:
-    """Record the frame at ``offset`` as applied, durably, before the agent moves on."""
+async def _applied(partition: int, offset: int, *, durable: bool) -> None:
+    """Record the frame at ``offset`` as applied; ``durable``: wait until the changelog has it.
+
+    Only a frame that sent alerts needs the wait: if its applied offset were
+    lost in a crash, the re-run would send its alerts again. A frame without
+    alerts that is re-run after a crash (its applied offset lost, whether or
+    not Faust committed past it: the agent applies what lies beyond the last
+    applied frame) changes the state the same way and sends nothing, so
+    waiting a broker round trip for each of them would only delay the frames
+    behind it. The write goes out with the next one that is awaited.
+    """
     key = _partition_key(partition)
     value = frame_offsets.get(key)
     checkpointed = unpack_offsets(value)[1] if value is not None else offset - 1
     frame_offsets[key] = pack_offsets(offset, checkpointed)
-    async with _or_die("frame offset changelog write"):
-        await frame_offsets.delivered()
+    if durable:
+        async with _or_die("frame offset changelog write"):
+            await frame_offsets.delivered()
 
 
 async def _write_checkpoints(partitions: list[int], *, release: bool = False) -> None:

@@ -34,7 +34,9 @@ transaction. Give every worker a stable, unique ``--worker``.
 Frames keep their area's partition: a frame goes to the frames partition
 with the number of the raw partition it came from (raw and frames have the
 same partition count and the same key), so an area's frames and its
-detector state stay together.
+detector state stay together. Each frame carries its position among its
+partition's frames of the transaction (header ``amiwatch-txn``, see
+:mod:`amiwatch.kafka.transaction_position`).
 
 Idle and shutdown: once every assigned partition has been at its end for
 ``--idle-flush`` seconds, open frames are closed as ``idle`` (their
@@ -59,6 +61,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import KafkaError, ProducerFenced
 
 from amiwatch.kafka.clients import aio_consumer, aio_producer
+from amiwatch.kafka.transaction_position import position_headers
 from amiwatch.settings import Topics
 from services.ingest import metrics
 from services.ingest.archive_view import ArchiveView, follow_archive
@@ -311,8 +314,12 @@ class IngestService:
         started = time.perf_counter()
         try:
             await self._producer.begin_transaction()
+            # Each frame says where it sits among its partition's frames of this transaction, so the detector
+            # knows the offset after a transaction's last frame is its marker without reading it.
+            positions = iter(position_headers([p for topic, p, *_ in pending.records if topic == topics.frames]))
             sent = [
-                await self._producer.send(topic, value, key=key, partition=partition, headers=headers)
+                await self._producer.send(topic, value, key=key, partition=partition,
+                                          headers=next(positions) if topic == topics.frames else headers)
                 for topic, partition, key, value, headers in pending.records
             ]
             for p, checkpoint in checkpoints.items():
