@@ -110,3 +110,22 @@ def test_the_context_sink_writes_a_batch_in_short_transactions_and_a_replay_coun
     with store.read() as s:
         days = context.subject_days(s, "meter", "M-A2", T0.date(), T0.date() + timedelta(days=5))
     assert [(d["kwh"], d["coverage"]) for d in days] == [(48.0, 1.0), (48.0, 1.0)]
+
+
+def test_an_interval_counts_its_first_value_within_a_batch_and_across_batches(store: Store) -> None:
+    """Frames of one meter: a day's row is made by one batch and added to by the next; a second delivery
+    of an interval with another value (inside one batch, or a later one) is not counted."""
+    first, second = _frames("A1", ["M-A1"], [24.0], 48.0, days=1)[:12], _frames("A1", ["M-A1"], [24.0], 48.0, days=1)[12:]
+    changed = {**second[0], "meters": {**second[0]["meters"], "energy_kwh": [99.0]}}
+    with store.write() as s:
+        context.apply_archive(s, _archive("A1", ["M-A1"]))
+        assert context.apply_frames(s, first + [first[0]]) == 12 * 2  # meter and area meter; the repeat is not new
+    with store.write() as s:
+        assert context.apply_frames(s, second[:1] + [changed] + second[1:]) == 12 * 2
+    with store.write() as s:
+        assert context.apply_frames(s, [changed]) == 0
+    with store.read() as s:
+        (day,) = context.subject_days(s, "meter", "M-A1", T0.date(), T0.date())
+        (area,) = context.subject_days(s, "area", "A1", T0.date(), T0.date())
+    assert (day["kwh"], day["coverage"]) == (24.0, 1.0)  # the 99 kWh second delivery counted nowhere
+    assert (area["kwh"], area["coverage"]) == (48.0, 1.0)
