@@ -36,6 +36,7 @@ def ingest(args: argparse.Namespace) -> int:
         exit_when_idle=args.exit_when_idle,
         idle_flush_s=args.idle_flush or None,
         max_batch_messages=args.max_batch,
+        max_batch_seconds=args.max_batch_seconds,
     )
     port = settings.ingest_metrics_port if args.metrics_port is None else args.metrics_port
     metrics.serve(port)
@@ -84,7 +85,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         default=2000,
         metavar="N",
-        help="raw records per transaction at most (default 2000; a batch also ends after 0.5 s)",
+        help="raw records per transaction at most (default 2000)",
+    )
+    parser.add_argument(
+        "--max-batch-seconds",
+        type=float,
+        default=0.1,
+        metavar="SECONDS",
+        help="a batch takes what arrives for at most this long after its first record, then commits (default 0.1)",
     )
     parser.add_argument(
         "--metrics-port",

@@ -87,7 +87,7 @@ class IngestConfig:
     exit_when_idle: float | None = None
     idle_flush_s: float | None = None
     max_batch_messages: int = 2000
-    max_batch_seconds: float = 0.5
+    max_batch_seconds: float = 0.1
 
 
 def transactional_id(group: str, worker: str) -> str:

@@ -19,7 +19,7 @@ def parse(*argv: str) -> argparse.Namespace:
 def test_flags_and_defaults() -> None:
     args = parse()
     assert (args.exit_when_idle, args.grace_intervals, args.group, args.metrics_port) == (None, 2, None, None)
-    assert (args.idle_flush, args.max_batch, args.func) == (300, 2000, cli.ingest)
+    assert (args.idle_flush, args.max_batch, args.max_batch_seconds, args.func) == (300, 2000, 0.1, cli.ingest)
     args = parse(
         "--exit-when-idle", "5", "--grace-intervals", "4", "--group", "g", "--metrics-port", "0", "--worker", "w"
     )
