@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, tuple_, update
+from sqlalchemy import func, insert, select, tuple_
 from sqlalchemy.orm import Session
 
 from services.api.store.models import Alert, AreaArchive, AreaDay, MeterArchive, MeterDay
@@ -133,17 +133,21 @@ def _count(session: Session, model: type[MeterDay] | type[AreaDay], key: str, en
         for (sid, day), (kwh, n, per_day, mask, area_id) in rows.items() if (sid, day) in new
     ]  # fmt: skip
     updates = [
-        {"k": sid, "d": day, "e": kwh, "n": n, "m": mask.decode()}
+        (kwh, n, mask.decode(), sid, day)
         for (sid, day), (kwh, n, _per_day, mask, _area) in rows.items() if (sid, day) in changed and (sid, day) not in new
     ]  # fmt: skip
     if inserts:
         session.execute(insert(table), inserts)
     if updates:
-        session.execute(
-            update(table).where(subject == bindparam("k"), day_col == bindparam("d")).values(
-                {energy: bindparam("e"), "intervals": bindparam("n"), "mask": bindparam("m")}),
-            updates,
-        )  # fmt: skip
+        # Straight to the driver's executemany: SQLAlchemy's per-row parameter processing cost a fifth
+        # (SQLite, 20 frames of 250 meters a transaction: 62k cells/s through Core, 78k this way).
+        conn = session.connection()
+        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        iso = conn.dialect.name == "sqlite"
+        conn.exec_driver_sql(
+            f"UPDATE {table.name} SET {energy} = {mark}, intervals = {mark}, mask = {mark} WHERE {key} = {mark} AND day = {mark}",
+            [(*u[:4], u[4].isoformat()) for u in updates] if iso else updates,
+        )
     return counted
 
 
