@@ -43,13 +43,10 @@ partitions' area states in memory and writes them at checkpoints
 offsets, every ``CHECKPOINT_FRAMES`` frames per area or ``CHECKPOINT_AGE_S``
 after the first unwritten one, and on a clean stop). Per frame, in order:
 run the pipeline on the area's live state, send the alert records and wait
-for the broker's acknowledgement, record the frame's offset as applied and,
-if it sent alerts, wait until the changelog has it (:class:`DeliveredTable`);
-only then does the agent move on, and only then may Faust commit the frame's
-offset. So an applied frame always has its alerts on the broker. A frame
-without alerts does not wait for its applied offset: if a crash loses it,
-the frame is run again (it lies beyond the last applied one, committed or
-not) and changes the state the same way, sending nothing. A worker taking a
+for the broker's acknowledgement, record the frame's offset as applied and
+wait until the changelog has it (:class:`DeliveredTable`); only then does
+the agent move on, and only then may Faust commit the frame's offset. So an
+applied frame always has its alerts on the broker. A worker taking a
 partition over (after a crash, a restart or a rebalance) restores the
 tables from their changelogs, then, before the partition's first frame,
 folds the frames applied since its last checkpoint into the restored
@@ -589,15 +586,15 @@ async def _detect(topic: str, partition: int, offset: int, value: bytes, *, rebu
             await _send_alerts(records)
         for record in records:
             metrics.count_alert(record)
-    await _done("processed", partition, offset, started, frame.ts, rebuilding, sent=bool(records))
+    await _done("processed", partition, offset, started, frame.ts, rebuilding)
 
 
 async def _done(result: str, partition: int, offset: int, started: float, event_ts: int | None,
-                rebuilding: bool, *, sent: bool = False) -> None:
-    """Count the frame and, unless rebuilding, record it as applied (durably before moving on if it ``sent`` alerts)."""
+                rebuilding: bool) -> None:
+    """Count the frame and, unless rebuilding, record it as applied."""
     metrics.observe_frame("rebuilt" if rebuilding else result, time.perf_counter() - started, event_ts)
     if not rebuilding:
-        await _applied(partition, offset, durable=sent)
+        await _applied(partition, offset)
 
 
 def _ends_transaction(partition: int, applied: int) -> bool:
@@ -621,24 +618,26 @@ def _live_area(partition: int, key: bytes, area_id: str) -> LiveArea:
     return area
 
 
-async def _applied(partition: int, offset: int, *, durable: bool) -> None:
-    """Record the frame at ``offset`` as applied; ``durable``: wait until the changelog has it.
+async def _applied(partition: int, offset: int) -> None:
+    """Record the frame at ``offset`` as applied, durably, before the agent moves on.
 
-    Only a frame that sent alerts needs the wait: if its applied offset were
-    lost in a crash, the re-run would send its alerts again. A frame without
-    alerts that is re-run after a crash (its applied offset lost, whether or
-    not Faust committed past it: the agent applies what lies beyond the last
-    applied frame) changes the state the same way and sends nothing, so
-    waiting a broker round trip for each of them would only delay the frames
-    behind it. The write goes out with the next one that is awaited.
+    Every frame waits, not only those that sent alerts. A frame without
+    alerts whose applied offset a crash loses would only be run again
+    (sending nothing), and ``fcfcb2e`` let such frames go on without
+    waiting; a fresh-clone CI run then had the SIGKILL test (kill at no
+    particular point) find one alert record delivered twice, so it was
+    reverted. The likely cause, not confirmed: the worker runs through
+    frames without alerts faster, so a kill more often lands in an alert
+    frame's window (its alerts acknowledged, its applied offset not yet,
+    now behind the writes not waited for), where the re-run sends them
+    again.
     """
     key = _partition_key(partition)
     value = frame_offsets.get(key)
     checkpointed = unpack_offsets(value)[1] if value is not None else offset - 1
     frame_offsets[key] = pack_offsets(offset, checkpointed)
-    if durable:
-        async with _or_die("frame offset changelog write"):
-            await frame_offsets.delivered()
+    async with _or_die("frame offset changelog write"):
+        await frame_offsets.delivered()
 
 
 async def _write_checkpoints(partitions: list[int], *, release: bool = False) -> None:
