@@ -381,9 +381,7 @@ async def detect(stream: faust.StreamT) -> None:
                 continue
             position = read_position(message.headers)
             if message.offset > applied + 1:
-                if message.offset == applied + 2 and _ends_transaction(message.partition, applied) \
-                        and starts_transaction(position):
-                    # Only the marker of the transaction the last frame ended lies between.
+                if _marker_only(message.partition, applied, message.offset) and starts_transaction(position):
                     await app.consumer._add_gap(TP(message.topic, message.partition), applied + 1, applied + 1)
                 else:
                     await _apply_skipped(message.topic, message.partition, applied + 1, message.offset)
@@ -432,8 +430,8 @@ async def find_unread_tails() -> None:
             continue
         applied = await _applied_offset(tp.topic, tp.partition)
         _first, end = await GAPS.bounds(tp.topic, tp.partition)
-        if end == applied + 2 and _ends_transaction(tp.partition, applied):
-            continue  # only the marker of the last frame's transaction lies beyond it
+        if _marker_only(tp.partition, applied, end):
+            continue
         if applied + 1 < end and await GAPS.read(tp.topic, tp.partition, applied + 1, end, first_only=True):
             log.warning("%s: frames after offset %d (end %d) were never handed to the agent; reading them again",
                         tp, applied, end)
@@ -597,10 +595,15 @@ async def _done(result: str, partition: int, offset: int, started: float, event_
         await _applied(partition, offset)
 
 
-def _ends_transaction(partition: int, applied: int) -> bool:
-    """The frame last applied in ``partition``, at ``applied``, was its transaction's last there (a marker follows)."""
+def _marker_only(partition: int, applied: int, next_offset: int) -> bool:
+    """Only the marker of its transaction lies between the frame applied at ``applied`` and ``next_offset``.
+
+    True when that frame was its transaction's last in ``partition`` and
+    ``next_offset`` is two further on (the next frame must also start its own
+    transaction; see :mod:`amiwatch.kafka.transaction_position`).
+    """
     last = _last_position.get(partition)
-    return last is not None and last[0] == applied and ends_transaction(last[1])
+    return next_offset == applied + 2 and last is not None and last[0] == applied and ends_transaction(last[1])
 
 
 def _live_area(partition: int, key: bytes, area_id: str) -> LiveArea:
@@ -621,16 +624,9 @@ def _live_area(partition: int, key: bytes, area_id: str) -> LiveArea:
 async def _applied(partition: int, offset: int) -> None:
     """Record the frame at ``offset`` as applied, durably, before the agent moves on.
 
-    Every frame waits, not only those that sent alerts. A frame without
-    alerts whose applied offset a crash loses would only be run again
-    (sending nothing), and ``fcfcb2e`` let such frames go on without
-    waiting; a fresh-clone CI run then had the SIGKILL test (kill at no
-    particular point) find one alert record delivered twice, so it was
-    reverted. The likely cause, not confirmed: the worker runs through
-    frames without alerts faster, so a kill more often lands in an alert
-    frame's window (its alerts acknowledged, its applied offset not yet,
-    now behind the writes not waited for), where the re-run sends them
-    again.
+    Frames without alerts wait too: letting them go on (tried in ``fcfcb2e``)
+    was followed by an alert record delivered twice in the SIGKILL test,
+    likely because a kill then lands more often in an alert frame's window.
     """
     key = _partition_key(partition)
     value = frame_offsets.get(key)
