@@ -36,11 +36,11 @@ interval length; a new length takes effect at the next day close.
 
 Per-meter arrays of the ``"pipeline"`` state group and their cost per meter
 (15-minute data, 96 + 8 grace columns): ``reg_fwd``/``reg_rev`` float64 (16 B),
-``reg_ts``/``installed_at`` int64 (16 B), ``profile`` float32[104] (416 B),
+``reg_ts``/``installed_at`` uint32 epoch s, good to 2106 (8 B), ``profile`` float32[104] (416 B),
 ``seen`` uint8[13] bitmask of intervals with a reading (13 B), ``max_demand``,
 ``pf_wsum``, ``pf_wen`` float32[2] (24 B), ``i_sum`` float32[2, 3] (24 B),
 ``i_n`` uint8[2, 3] (6 B), ``power_kwh``/``power_energy`` float32[2] (16 B):
-531 B. Area-level: the area meter's register, its
+523 B. Times are read as int64 before any arithmetic (a uint32 difference would wrap). Area-level: the area meter's register, its
 day series and bitmask.
 """
 
@@ -92,8 +92,8 @@ def _pipeline_arrays(n: int, width: int) -> Arrays:
     return {
         "reg_fwd": np.full(n, np.nan),
         "reg_rev": np.full(n, np.nan),
-        "reg_ts": np.zeros(n, dtype=np.int64),
-        "installed_at": np.zeros(n, dtype=np.int64),
+        "reg_ts": np.zeros(n, dtype=np.uint32),
+        "installed_at": np.zeros(n, dtype=np.uint32),
         "area_reg_fwd": np.full(1, np.nan),
         "area_reg_ts": np.zeros(1, dtype=np.int64),
         **_day_arrays(n, width),
@@ -271,7 +271,7 @@ class AreaPipeline:
         replaced_ids = {e.meter_id for e in frame.events if e.code == _REPLACED}
         if replaced_ids:
             replaced[[m in replaced_ids for m in frame.meter_ids]] = True
-        prev_ts = core["reg_ts"][idx]
+        prev_ts = core["reg_ts"][idx].astype(np.int64)
         usable = (prev_ts < ts) & ~replaced
         prev_fwd = np.where(usable, core["reg_fwd"][idx], np.nan)
         prev_rev = np.where(usable, core["reg_rev"][idx], np.nan)

@@ -8,6 +8,7 @@ pipeline (``AreaFeed``) so they are tested where the faults are handled.
 
 from __future__ import annotations
 
+import doctest
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +22,7 @@ from services.detector.detectors.current_imbalance import CurrentImbalance
 from services.detector.detectors.current_loss import CurrentLoss
 from services.detector.detectors.interval_spike import IntervalSpike
 from services.detector.detectors.low_power_factor import LowPowerFactor
+from services.detector.detectors import wrong_area
 from services.detector.detectors.wrong_area import (
     AreaVoltageDay,
     InMemoryVoltageDirectory,
@@ -645,6 +647,15 @@ def test_the_registry_voltage_rule_gets_the_directory_it_is_given() -> None:
     assert all(a is b for a, b in zip(wired, DETECTORS, strict=True) if not isinstance(a, WrongAreaVoltage))
 
 
+def test_hourly_voltage_steps_round_trip_within_half_a_step() -> None:
+    assert doctest.testmod(wrong_area).failed == 0
+    pu = np.random.default_rng(3).normal(0.0, 0.03, 1000)
+    back = wrong_area.decode_pu(wrong_area.encode_pu(pu))
+    inside = np.abs(pu) <= 127 * wrong_area.PU_STEP
+    assert np.abs(back - pu)[inside].max() <= wrong_area.PU_STEP / 2 + 1e-12
+    assert np.array_equal(back[~inside], np.sign(pu[~inside]) * 127 * wrong_area.PU_STEP)
+
+
 def test_without_a_directory_voltage_is_not_compared() -> None:
     feed = AreaFeed(make_archive(3), detectors=(WrongAreaVoltage(),))
     for k in range(1, 97 * 2):
@@ -660,7 +671,7 @@ def test_statistical_state_per_meter_is_small() -> None:
     feed.push(T0 + 900, energy_kwh=0.1)
     per_meter = feed.state.bytes_per_meter()
     mine = {k: per_meter[k] for k in ("consumption", "interval_spike", "low_power_factor", "current_imbalance", "wrong_area")}
-    assert mine == {"consumption": 290, "interval_spike": 37, "low_power_factor": 0, "current_imbalance": 8, "wrong_area": 101}
+    assert mine == {"consumption": 290, "interval_spike": 37, "low_power_factor": 0, "current_imbalance": 8, "wrong_area": 53}
     assert sum(per_meter.values()) <= 1024
 
 

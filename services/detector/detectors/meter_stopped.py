@@ -10,7 +10,7 @@ Current decides when the stall's readings carry current: a phase above
 of them. When they carry none, the history decides; a stall whose readings
 show current but no flow is an idle installation, not a stopped meter.
 
-State per meter (18 B): ``since`` int64 (interval end at which the register
+State per meter (14 B): ``since`` uint32 epoch s (interval end at which the register
 last moved or the baseline started; 0 none), ``n_read``/``n_cur``/``n_flow``
 uint16 (stall readings: all, with current data, with current flowing),
 ``hist`` float32 (exponentially weighted kWh/day of days the register moved).
@@ -43,7 +43,7 @@ class MeterStopped(Detector):
 
     def init_state(self, n_meters: int) -> Arrays:
         return {
-            "since": np.zeros(n_meters, dtype=np.int64),
+            "since": np.zeros(n_meters, dtype=np.uint32),
             "n_read": np.zeros(n_meters, dtype=np.uint16),
             "n_cur": np.zeros(n_meters, dtype=np.uint16),
             "n_flow": np.zeros(n_meters, dtype=np.uint16),
@@ -73,7 +73,7 @@ class MeterStopped(Detector):
         state["n_cur"][rows] += (~np.isnan(cur[still]).all(axis=1)) & (state["n_cur"][rows] < _U16_MAX)
         state["n_flow"][rows] += flowing[still] & (state["n_flow"][rows] < _U16_MAX)
 
-        since = state["since"][idx]
+        since = state["since"][idx].astype(np.int64)
         hours = (ts - since) / 3600.0
         n_read = state["n_read"][idx].astype(np.float64)
         n_cur = state["n_cur"][idx].astype(np.float64)

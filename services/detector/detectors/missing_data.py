@@ -17,7 +17,7 @@ day, a day flushed before its end) is not judged for the area rate. Late
 readings that arrive afterwards close the gap (the alert resolves after its
 quiet period); they do not retract what was already raised.
 
-State per meter (8 B): ``last`` int64, interval end of the latest reading (or
+State per meter (4 B): ``last`` uint32 epoch s, interval end of the latest reading (or
 of the interval before the meter was first expected).
 """
 
@@ -45,7 +45,7 @@ class MissingData(Detector):
     name: ClassVar[str] = "missing_data"
 
     def init_state(self, n_meters: int) -> Arrays:
-        return {"last": np.zeros(n_meters, dtype=np.int64)}
+        return {"last": np.zeros(n_meters, dtype=np.uint32)}
 
     def on_frame(self, view: IntervalView, archive: AreaArchive, state: Arrays, th: Thresholds) -> list[Finding]:
         last = state["last"]
@@ -54,7 +54,7 @@ class MissingData(Detector):
             return []
         step = view.frame.interval_s
         last[last == 0] = view.ts - step  # first expected now: the previous interval counts as seen
-        gap = (view.ts - last) // step
+        gap = (view.ts - last.astype(np.int64)) // step
         min_intervals = th.count(self.name, "min_intervals")
         hit = archive.active & (gap >= min_intervals)
         if not hit.any():
