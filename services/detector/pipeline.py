@@ -125,11 +125,14 @@ def _carry(old: Arrays, new: Arrays, ipd: int) -> None:
 class AreaPipeline:
     """Runs the registered detectors over one area's frames; holds no per-area state itself."""
 
-    __slots__ = ("_detectors", "_th")
+    __slots__ = ("_detectors", "_th", "_layout")
 
     def __init__(self, thresholds: Thresholds, detectors: Sequence[Detector] = DETECTORS) -> None:
         self._th = thresholds
         self._detectors = tuple(detectors)
+        # Each group's array names and dtypes as this release keeps them (n and widths do not change them).
+        groups = {PIPELINE_GROUP: _pipeline_arrays(1, 1), **{d.name: d.init_state(1) for d in self._detectors}}
+        self._layout = {name: {key: a.dtype for key, a in arrays.items()} for name, arrays in groups.items()}
 
     def new_state(self, area_id: str) -> AreaState:
         """An empty state for an area (filled on its first frame)."""
@@ -178,8 +181,7 @@ class AreaPipeline:
         return (1440 + int(th.num("pipeline", "day_close_grace_min"))) // interval_minutes
 
     def _follow_archive(self, archive: AreaArchive, state: AreaState, th: Thresholds) -> None:
-        names = {PIPELINE_GROUP, *(d.name for d in self._detectors)}
-        if state.meter_ids != archive.meter_ids or set(state.groups) != names:
+        if state.meter_ids != archive.meter_ids or not self._fits(state):
             width = self._width(state.interval_minutes, th)
             fresh = {PIPELINE_GROUP: lambda n: _pipeline_arrays(n, width)}
             fresh.update({d.name: d.init_state for d in self._detectors})
@@ -190,6 +192,19 @@ class AreaPipeline:
             core["reg_fwd"][moved] = np.nan
             core["reg_rev"][moved] = np.nan
             core["installed_at"][moved] = archive.installed_at[moved]
+
+    def _fits(self, state: AreaState) -> bool:
+        """Whether ``state`` holds exactly the arrays and dtypes this release keeps.
+
+        A record written by another release may not (an array added, or kept
+        in another dtype): realigning it gives every such array its initial
+        values and keeps the rest (:func:`~services.detector.state.remap_rows`).
+        """
+        groups = state.groups
+        return groups.keys() == self._layout.keys() and all(
+            groups[name].keys() == want.keys() and all(groups[name][k].dtype == dt for k, dt in want.items())
+            for name, want in self._layout.items()
+        )
 
     # -- days ----------------------------------------------------------------
 

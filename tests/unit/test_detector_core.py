@@ -228,6 +228,23 @@ def test_state_follows_archive_changes() -> None:
     assert np.isclose(state.groups[PIPELINE_GROUP]["profile"][0, 0], 0.3)
 
 
+def test_state_of_another_release_gets_this_releases_arrays() -> None:
+    """A record whose arrays differ from this release's (a dtype changed, an array added) is realigned on its
+    next frame: those arrays start from their initial values, every other array keeps its values."""
+    feed, _ = recording_feed(make_archive(3))
+    feed.push(T0 + STEP, energy_kwh=[0.1, 0.2, 0.3])
+    old = AreaState.from_bytes(feed.state.to_bytes())
+    core = old.groups[PIPELINE_GROUP]
+    core["reg_ts"] = core["reg_ts"].astype(np.int64)  # as an older release kept it
+    del old.groups["recorder"]["mark"]  # an array this release added
+    feed.state = old
+    feed.push(T0 + 2 * STEP, energy_kwh=[0.4, 0.5, 0.6])
+    state = feed.state
+    assert state.groups[PIPELINE_GROUP]["reg_ts"].dtype == np.uint32
+    assert state.groups["recorder"]["mark"].tolist() == pytest.approx([0.4, 0.5, 0.6])
+    assert np.isclose(state.groups[PIPELINE_GROUP]["profile"][0, 0], 0.1)  # kept
+
+
 # -- AlertBook ------------------------------------------------------------------------------
 
 
