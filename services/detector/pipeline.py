@@ -36,12 +36,14 @@ interval length; a new length takes effect at the next day close.
 
 Per-meter arrays of the ``"pipeline"`` state group and their cost per meter
 (15-minute data, 96 + 8 grace columns): ``reg_fwd``/``reg_rev`` float64 (16 B),
-``reg_ts``/``installed_at`` uint32 epoch s, good to 2106 (8 B), ``profile`` float32[104] (416 B),
+``reg_ts``/``installed_at`` uint32 epoch s, good to 2106 (8 B), ``profile``
+float32[104] (416 B),
 ``seen`` uint8[13] bitmask of intervals with a reading (13 B), ``max_demand``,
 ``pf_wsum``, ``pf_wen`` float32[2] (24 B), ``i_sum`` float32[2, 3] (24 B),
 ``i_n`` uint8[2, 3] (6 B), ``power_kwh``/``power_energy`` float32[2] (16 B):
-523 B. Times are read as int64 before any arithmetic (a uint32 difference would wrap). Area-level: the area meter's register, its
-day series and bitmask.
+523 B. Times are read as int64 before any arithmetic (a uint32 difference
+would wrap). Area-level: the area meter's register, its day series and
+bitmask.
 """
 
 from __future__ import annotations

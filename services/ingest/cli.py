@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import socket
 
@@ -20,6 +21,10 @@ from services.ingest.service import IngestConfig, IngestService
 __all__ = ["register", "ingest"]
 
 log = logging.getLogger(__name__)
+
+
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(IngestConfig)}
+"""The worker's own defaults, which the flags show and keep."""
 
 
 def ingest(args: argparse.Namespace) -> int:
@@ -63,7 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--grace-intervals",
         type=int,
-        default=2,
+        default=_DEFAULTS["grace_intervals"],
         metavar="N",
         help="close a frame when its area's newest reading is more than N intervals later (default 2)",
     )
@@ -83,16 +88,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--max-batch",
         type=int,
-        default=2000,
+        default=_DEFAULTS["max_batch_messages"],
         metavar="N",
-        help="raw records per transaction at most (default 2000)",
+        help="raw records per transaction at most (default %(default)s)",
     )
     parser.add_argument(
         "--max-batch-seconds",
         type=float,
-        default=0.1,
+        default=_DEFAULTS["max_batch_seconds"],
         metavar="SECONDS",
-        help="a batch takes what arrives for at most this long after its first record, then commits (default 0.1)",
+        help="a batch takes what arrives for at most this long after its first record, then commits (default %(default)s)",
     )
     parser.add_argument(
         "--metrics-port",
