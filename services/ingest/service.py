@@ -18,6 +18,13 @@ so they see a batch's output entirely or not at all, together with the
 state that produced it (see :mod:`services.ingest.checkpoint` for what a
 restart replays).
 
+One transaction is in flight while the next batch is judged: judging is
+CPU, a commit is mostly waiting for the broker (produce acks, the offsets,
+the commit markers), so the two overlap. The next batch's transaction
+begins only after the previous one has committed, and its output was
+judged from the state that one committed; if the previous one aborts,
+the next batch is dropped unsent with the rest of the state (below).
+
 Where state lives: in the processors, in memory, between commits. Anything
 that makes the memory disagree with the last commit (an aborted
 transaction, a rebalance) throws the processors away and rebuilds them from
@@ -65,12 +72,15 @@ from amiwatch.kafka.transaction_position import position_headers
 from amiwatch.settings import Topics
 from services.ingest import metrics
 from services.ingest.archive_view import ArchiveView, follow_archive
-from services.ingest.checkpoint import load_checkpoints
+from services.ingest.checkpoint import Checkpoint, load_checkpoints
 from services.ingest.partition import Outcome, PartitionProcessor
 
 __all__ = ["IngestConfig", "IngestService", "transactional_id"]
 
 log = logging.getLogger(__name__)
+
+_YIELD_EVERY = 64
+"""Records judged between yields to the event loop, which lets the transaction in flight move on."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +182,7 @@ class IngestService:
         "_checkpoint_partitions",
         "_next",
         "_follower",
+        "_in_flight",
     )
 
     def __init__(self, config: IngestConfig) -> None:
@@ -191,6 +202,7 @@ class IngestService:
         self._checkpoint_partitions: list[TopicPartition] = []
         self._next: dict[int, int] = {}  # per assigned partition: the offset its processor takes next
         self._follower: asyncio.Task[None] | None = None  # follows the archive topic
+        self._in_flight: asyncio.Task[bool] | None = None  # the last batch's transaction, committing
 
     def stop(self) -> None:
         """Finish the batch in flight, then return from :meth:`run` (signal handlers call this)."""
@@ -242,8 +254,9 @@ class IngestService:
         self._gauge_open_frames()
 
     async def revoked(self, revoked: list[TopicPartition]) -> None:
-        """Drop revoked partitions' state: their last batch is committed (we hold the lock)."""
+        """Drop revoked partitions' state once their last batch is committed (we hold the lock)."""
         async with self._lock:
+            await self._settle()
             self._generation += 1
             for tp in revoked:
                 self._next.pop(tp.partition, None)
@@ -255,6 +268,7 @@ class IngestService:
     async def assigned(self, assigned: list[TopicPartition]) -> None:
         """Build assigned partitions' state from their checkpoints."""
         async with self._lock:
+            await self._settle()
             await self._restore(sorted(tp.partition for tp in assigned if tp.topic == self.config.topics.raw))
             self._joined = True
 
@@ -284,33 +298,61 @@ class IngestService:
                 pending.add_frames(self.config.topics.frames, p, processor.finish_replay())
                 pending.partitions.add(p)
 
-    async def _handle(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+    async def _judge(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> _Pending:
+        """A batch's output; yields to the loop now and then so the transaction in flight progresses."""
         started = time.perf_counter()
         pending = _Pending()
         for tp, records in batch.items():
             processor = self._processors.get(tp.partition)
             if processor is None:
                 continue
-            for record in records:
+            for i, record in enumerate(records, 1):
                 pending.add(self.config.topics, record, processor.process(record))
+                if i % _YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
             pending.partitions.add(tp.partition)
             self._next[tp.partition] = records[-1].offset + 1
         await self._finish_replays(pending)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
-        await self._commit(pending)
+        return pending
+
+    async def _handle(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        """Judge a batch while the previous one commits, then start committing it."""
+        generation = self._generation
+        pending = await self._judge(batch)
+        await self._settle()
+        if self._generation != generation:
+            return  # the previous transaction aborted: this batch was judged from state that is gone
+        self._in_flight = self._begin(pending)
         self._gauge_lag()
 
-    async def _commit(self, pending: _Pending) -> None:
-        """Send a batch's output, checkpoints and offsets in one transaction; on failure, rebuild from the last one."""
-        assert self._producer is not None
-        topics = self.config.topics
+
+    def _begin(self, pending: _Pending) -> asyncio.Task[bool] | None:
+        """Start the transaction of ``pending`` (its checkpoints taken now, before the next batch changes
+        the processors); None when there is nothing to commit."""
         checkpoints = {}
         for p in sorted(pending.partitions):
             checkpoint = self._processors[p].checkpoint(self.config.worker)
             if checkpoint is not None:
                 checkpoints[p] = checkpoint
         if not pending.records and not checkpoints:
-            return
+            return None
+        return asyncio.create_task(self._transact(pending, checkpoints))
+
+    async def _settle(self) -> None:
+        """Wait for the transaction in flight; if it aborted, rebuild every processor from the last commit."""
+        task, self._in_flight = self._in_flight, None
+        if task is not None and not await task:
+            await self._restore(sorted(self._processors))
+
+    async def _transact(self, pending: _Pending, checkpoints: dict[int, Checkpoint]) -> bool:
+        """Send a batch's output, checkpoints and offsets in one transaction; False if it aborted.
+
+        It touches no processor: the state is rebuilt by :meth:`_settle`, in the loop, never in the
+        middle of judging a batch.
+        """
+        assert self._producer is not None
+        topics = self.config.topics
         started = time.perf_counter()
         try:
             await self._producer.begin_transaction()
@@ -339,12 +381,12 @@ class IngestService:
             metrics.TRANSACTIONS.labels("aborted").inc()
             # A producer that cannot even abort is in a fatal state: crash, and let the restart fence it.
             await self._producer.abort_transaction()
-            await self._restore(sorted(self._processors))
-            return
+            return False
         metrics.COMMIT_SECONDS.observe(time.perf_counter() - started)
         metrics.TRANSACTIONS.labels("committed").inc()
         pending.count()
         self._gauge_open_frames()
+        return True
 
     async def _at_end(self) -> bool:
         """Every assigned partition has been consumed to its last stable offset."""
@@ -362,11 +404,13 @@ class IngestService:
 
     async def _flush(self) -> None:
         """Close every open frame (``idle``, or ``complete`` if it is) and commit."""
+        await self._settle()  # first: an abort would rebuild the processors
         pending = _Pending()
         for p, processor in self._processors.items():
             pending.add_frames(self.config.topics.frames, p, processor.flush())
             pending.partitions.add(p)
-        await self._commit(pending)
+        self._in_flight = self._begin(pending)
+        await self._settle()
 
     async def _idle(self) -> bool:
         """Handle a poll without input; True when the service should exit (``--exit-when-idle``)."""
@@ -397,6 +441,8 @@ class IngestService:
             generation = self._generation
             batch = await self._poll()
             async with self._lock:
+                if self._in_flight is not None and self._in_flight.done():
+                    await self._settle()  # an abort rebuilds the state now, not a batch later
                 if self._generation != generation:
                     self._rewind()
                     continue
@@ -405,6 +451,8 @@ class IngestService:
                     await self._handle(batch)
                 elif await self._idle():
                     return
+        async with self._lock:
+            await self._settle()
 
     # -- gauges ----------------------------------------------------------------------
 
@@ -467,6 +515,8 @@ class IngestService:
             await self._loop()
             return 0
         finally:
+            if self._in_flight is not None:  # only when the loop raised: the batch is left to the next start
+                self._in_flight.cancel()
             if self._follower is not None:
                 self._follower.cancel()
             for client in (self._consumer, self._checkpoint_reader, archive_reader, self._producer):

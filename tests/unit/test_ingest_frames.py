@@ -8,7 +8,7 @@ import pytest
 
 import schemas
 from services.ingest.archive_view import ArchiveView, AreaArchive
-from services.ingest.frames import FrameAssembler
+from services.ingest.frames import FrameAssembler, _digests, reading_digest
 from services.ingest.normalise import COLUMNS, Reading, format_time, parse_time
 
 T0 = int(parse_time("2026-01-05T00:00:00Z"))
@@ -293,3 +293,25 @@ def test_flush_closes_complete_frames_as_complete() -> None:
     assembler.add(full(1)[:-1], 0)
     assembler.add(full(2), 1)
     assert ids(assembler.flush()) == [(frame_id(1), "idle"), (frame_id(2), "complete")]
+
+
+def test_an_older_frame_completing_releases_the_held_ones_without_the_watermark_moving() -> None:
+    assembler = FrameAssembler(view())
+    assert assembler.add(full(1)[:-1], 0) == []  # M3 missing at k=1
+    assert assembler.add(full(2), 1) == []  # complete, held behind k=1; the watermark is now ts(2)
+    assert ids(assembler.add(full(1)[-1:], 2)) == [(frame_id(1), "complete"), (frame_id(2), "complete")]
+
+
+def test_digests_tell_every_changed_value_and_agree_one_by_one_and_per_frame() -> None:
+    base = reading("M1", 1, 0.5, voltage_a_v=220.1, power_factor=0.95).values
+    variants = [base[:i] + (other,) + base[i + 1:] for i, value in enumerate(base)
+                for other in ((0.0, -0.0, 1e-9) if value is None else (None, value + 1e-9, -value))]
+    digests = [reading_digest(v) for v in [base, *variants]]
+    assert len(set(digests)) == len(digests)  # every single change shows, None and 0.0 and -0.0 included
+    assert all(0 <= d < 2**32 for d in digests)
+    rows = {f"M{i}": v for i, v in enumerate(variants)}
+    assert _digests(rows) == {m: reading_digest(v) for m, v in rows.items()}
+    assert reading_digest(base[:3]) != reading_digest(base)  # the area meter's 3 columns digest on their own
+    assert _digests({}) == {}
+    steps = {f"M{k}": (round(k * 0.001, 3), *base[1:]) for k in range(5000)}  # meter readings a Wh apart
+    assert len(set(_digests(steps).values())) == len(steps)
