@@ -11,7 +11,7 @@ Read after the detector-alone phase, from its changelog topics
   the changelogs (key + value, uncompressed, all tables and the
   ``area_state`` alone), divided by the readings the detector processed;
 - the same on the broker's disk (``DescribeLogDirs`` partition sizes:
-  lz4-compressed batches with their headers; one replica counted), which
+  compressed batches with their headers; one replica counted), which
   is what the broker actually wrote. The changelogs are compacted, but a
   fresh topic's records are all in its active segment, which the cleaner
   never touches, so nothing has been compacted away yet.

@@ -77,7 +77,7 @@ FIGURES: tuple[Figure, ...] = (
            "bytes"),
     Figure("changelog_bytes_per_reading", "changelog written per reading (records)",
            ("state", "changelog_bytes_per_reading"), "bytes", digits=1, target=_at_most(32, " B")),
-    Figure("changelog_disk_bytes_per_reading", "changelog written per reading (on disk, lz4)",
+    Figure("changelog_disk_bytes_per_reading", "changelog written per reading (on disk)",
            ("state", "changelog_disk_bytes_per_reading"), "bytes", digits=1, target=_at_most(32, " B")),
     Figure("area_state_changelog_bytes_per_reading", "  of which area_state (records)",
            ("state", "area_state_changelog_bytes_per_reading"), "bytes", digits=1),

@@ -327,7 +327,7 @@ app = DetectorApp(
     key_serializer="raw",
     value_serializer="raw",
     Table=DeliveredTable,
-    producer_compression_type="lz4",  # state records are mostly NaN and zero columns: they shrink a lot
+    producer_compression_type="zstd",  # as amiwatch.kafka.clients: aiokafka's lz4 is its slow level 9
 )
 
 frames = app.topic(TOPICS.frames, partitions=PARTITIONS)

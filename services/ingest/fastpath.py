@@ -10,6 +10,12 @@ speed, never correctness; one that is too lenient would break the contract,
 which ``tests/unit/test_ingest_schema_agreement.py`` guards against by
 comparing both with ``schemas.validator`` on hundreds of variants.
 
+Two forms. A single-reading message, the hot path of per-reading input,
+is decoded and checked in one pass by msgspec into a :class:`StandaloneReading`
+(:func:`decode_standalone`), types, ranges, enums and unknown keys in C,
+ids and stamps against the sets below; the rest (upload envelopes and
+items, and the slow path's objects) are checked as parsed dicts.
+
 Mirrors ``schemas/common.json#/$defs/reading_fields``, ``standalone_reading``
 and ``schemas/concentrator_upload.json``; any change there must be made here.
 """
@@ -18,30 +24,41 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
 
-__all__ = ["certainly_valid_reading", "certainly_valid_standalone", "certainly_valid_envelope"]
+import msgspec
+
+__all__ = [
+    "certainly_valid_reading",
+    "certainly_valid_standalone",
+    "certainly_valid_envelope",
+    "StandaloneReading",
+    "decode_standalone",
+]
 
 _ID = re.compile(r"[^\s|]{1,64}")
 _TIMESTAMP = re.compile(
     r"[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?Z"
 )
-_INTERVALS = frozenset({15, 30, 60, 1440})
-_UNITS = frozenset({"kWh", "Wh"})
-_EVENT_CODES = frozenset(
-    {
-        "cover_open",
-        "terminal_cover_open",
-        "magnetic_field",
-        "voltage_loss",
-        "current_loss",
-        "power_outage",
-        "power_restored",
-        "clock_error",
-        "meter_replaced",
-    }
-)
+_Interval = Literal[15, 30, 60, 1440]
+_Unit = Literal["kWh", "Wh"]
+_INTERVALS = frozenset(get_args(_Interval))
+_UNITS = frozenset(get_args(_Unit))
+_EventCode = Literal[
+    "cover_open",
+    "terminal_cover_open",
+    "magnetic_field",
+    "voltage_loss",
+    "current_loss",
+    "power_outage",
+    "power_restored",
+    "clock_error",
+    "meter_replaced",
+]
+
+_EVENT_CODES = frozenset(get_args(_EventCode))
 _PHASES = frozenset({"a", "b", "c"})
 _ENVELOPE_KEYS = frozenset(
     {"kind", "concentrator_id", "area_id", "ts", "interval_minutes", "unit", "area_meter", "readings"}
@@ -177,3 +194,88 @@ def certainly_valid_envelope(obj: Any) -> bool:
         and ("unit" not in obj or _unit(obj["unit"]))
         and type(obj.get("readings")) is list
     )
+
+
+# -- single-reading messages, decoded by msgspec ------------------------------------------------
+
+_NonNegative = Annotated[float, msgspec.Meta(ge=0, le=sys.float_info.max)]  # JSON has no NaN; 1e400 is inf
+
+
+class PhaseValues(msgspec.Struct, forbid_unknown_fields=True):
+    """``phase_values``; at least one phase (checked after decoding)."""
+
+    a: _NonNegative | None = None
+    b: _NonNegative | None = None
+    c: _NonNegative | None = None
+
+
+class Event(msgspec.Struct, forbid_unknown_fields=True):
+    """``event``: both fields required, nothing else."""
+
+    code: _EventCode
+    at: str
+
+
+class StandaloneReading(msgspec.Struct, forbid_unknown_fields=True, tag_field="kind"):
+    """``standalone_reading``, as msgspec decodes it; None stands for absent (null never gets here)."""
+
+    meter_id: str
+    area_id: str
+    ts: str
+    interval_minutes: _Interval
+    unit: _Unit = "kWh"
+    energy: _NonNegative | None = None
+    register_fwd: _NonNegative | None = None
+    register_rev: _NonNegative | None = None
+    voltage: PhaseValues | None = None
+    current: PhaseValues | None = None
+    power_factor: Annotated[float, msgspec.Meta(ge=0, le=1)] | None = None
+    demand_kw: _NonNegative | None = None
+    meter_time: str | None = None
+    events: list[Event] | None = None
+
+    @property
+    def kind(self) -> str:
+        return type(self).__struct_config__.tag  # type: ignore[return-value]
+
+
+class _MeterReading(StandaloneReading, tag="meter_reading"):
+    pass
+
+
+class _AreaMeterReading(StandaloneReading, tag="area_meter_reading"):
+    pass
+
+
+_STANDALONE = msgspec.json.Decoder(_MeterReading | _AreaMeterReading)
+
+
+def _some_phase(value: PhaseValues | None) -> bool:
+    return value is None or value.a is not None or value.b is not None or value.c is not None
+
+
+def decode_standalone(value: bytes) -> StandaloneReading | None:
+    """The single-reading message in ``value`` if it is certainly valid, else None ("ask the schema").
+
+    msgspec reads an absent field and a JSON ``null`` alike, which the schema
+    does not: any ``null`` in the bytes (a literal or inside a string) sends
+    the message to the slow path.
+    """
+    if b"null" in value:
+        return None
+    try:
+        msg = _STANDALONE.decode(value)
+    except msgspec.MsgspecError:
+        return None
+    if not (
+        _id(msg.meter_id)
+        and _id(msg.area_id)
+        and _timestamp(msg.ts)
+        and (msg.energy is not None or msg.register_fwd is not None)
+        and (msg.meter_time is None or _timestamp(msg.meter_time))
+        and _some_phase(msg.voltage)
+        and _some_phase(msg.current)
+        and (msg.events is None or all(_timestamp(e.at) for e in msg.events))
+    ):
+        return None
+    return msg

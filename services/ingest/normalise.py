@@ -20,6 +20,9 @@ __all__ = [
     "format_time",
     "align",
     "normalise",
+    "Phases",
+    "phases",
+    "reading",
 ]
 
 COLUMNS: tuple[str, ...] = (
@@ -124,7 +127,12 @@ def align(t: float, interval_minutes: int) -> int:
     return int(end)
 
 
-def _phases(values: dict[str, float] | None) -> tuple[float | None, float | None, float | None]:
+Phases = tuple[float | None, float | None, float | None]
+"""Phase a, b, c of a voltage or current, None where not measured."""
+
+
+def phases(values: dict[str, float] | None) -> Phases:
+    """The (a, b, c) of a reading's phase object (absent → all None)."""
     if values is None:
         return (None, None, None)
     a, b, c = values.get("a"), values.get("b"), values.get("c")
@@ -138,8 +146,36 @@ def _date(field: str, text: str) -> float:
         raise ValueError(f"{field}: {text!r} is not a calendar date and time") from None
 
 
-def normalise(
-    item: dict[str, Any],
+def normalise(item: dict[str, Any], **context: Any) -> Reading:
+    """The canonical :class:`Reading` of a schema-valid reading ``item``; ``context`` is the
+    keyword arguments of :func:`reading` (what the item inherits from its message)."""
+    get = item.get
+    return reading(
+        item["meter_id"],
+        get("energy"),
+        get("register_fwd"),
+        get("register_rev"),
+        phases(get("voltage")),
+        phases(get("current")),
+        get("power_factor"),
+        get("demand_kw"),
+        get("meter_time"),
+        tuple((e["code"], e["at"]) for e in item["events"]) if "events" in item else (),
+        **context,
+    )
+
+
+def reading(
+    meter_id: str,
+    energy: float | None,
+    fwd: float | None,
+    rev: float | None,
+    voltage: Phases,
+    current: Phases,
+    power_factor: float | None,
+    demand: float | None,
+    meter_time: str | None,
+    events: tuple[tuple[str, str], ...],
     *,
     area_id: str,
     ts: int,
@@ -149,7 +185,7 @@ def normalise(
     is_area_meter: bool,
     index: int | None,
 ) -> Reading:
-    """The canonical :class:`Reading` of a schema-valid reading ``item``.
+    """The canonical :class:`Reading` of a schema-valid reading's fields, whichever way they were parsed.
 
     ``ts`` is the aligned interval end and ``stamp`` the raw stamp it was
     aligned from: the clock offset is ``meter_time − stamp``, the meter's
@@ -159,8 +195,6 @@ def normalise(
     duplicate). Raises ValueError for a ``meter_time`` or event time that
     matches the contract's pattern but is no calendar date.
     """
-    get = item.get
-    energy, fwd, rev = get("energy"), get("register_fwd"), get("register_rev")
     if unit == "Wh":
         energy = None if energy is None else round(energy / 1000, 9)
         fwd = None if fwd is None else round(fwd / 1000, 9)
@@ -169,26 +203,16 @@ def normalise(
         energy = None if energy is None else float(energy)
         fwd = None if fwd is None else float(fwd)
         rev = None if rev is None else float(rev)
-    power_factor, demand, meter_time = get("power_factor"), get("demand_kw"), get("meter_time")
-    va, vb, vc = _phases(get("voltage"))
-    ca, cb, cc = _phases(get("current"))
     values = (
         energy,
         fwd,
         rev,
-        va,
-        vb,
-        vc,
-        ca,
-        cb,
-        cc,
+        *voltage,
+        *current,
         None if power_factor is None else float(power_factor),
         None if demand is None else float(demand),
         None if meter_time is None else round(_date("meter_time", meter_time) - stamp, 6),
     )
-    events: tuple[tuple[str, str], ...] = ()
-    if "events" in item:
-        events = tuple((e["code"], e["at"]) for e in item["events"])
-        for i, (_, at) in enumerate(events):
-            _date(f"events[{i}].at", at)
-    return Reading(area_id, item["meter_id"], ts, interval_minutes, is_area_meter, values, events, index)
+    for i, (_, at) in enumerate(events):
+        _date(f"events[{i}].at", at)
+    return Reading(area_id, meter_id, ts, interval_minutes, is_area_meter, values, events, index)

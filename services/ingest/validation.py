@@ -46,8 +46,14 @@ import orjson
 from jsonschema import ValidationError
 
 import schemas
-from services.ingest.fastpath import certainly_valid_envelope, certainly_valid_reading, certainly_valid_standalone
-from services.ingest.normalise import Misaligned, Reading, align, normalise, parse_time
+from services.ingest.fastpath import (
+    PhaseValues,
+    certainly_valid_envelope,
+    certainly_valid_reading,
+    certainly_valid_standalone,
+    decode_standalone,
+)
+from services.ingest.normalise import Misaligned, Phases, Reading, align, normalise, parse_time, reading
 
 __all__ = [
     "REASONS",
@@ -414,20 +420,34 @@ def valid_standalone(value: bytes | None) -> tuple[str, Reading] | None:
     message (``Parsed(kind, readings=[reading])``), without its layers. None
     means "ask :func:`validate`", which judges and words every rejection.
     """
-    if value is None:
+    msg = decode_standalone(value) if value is not None else None
+    if msg is None:
         return None
+    kind, interval = msg.kind, msg.interval_minutes
     try:
-        obj = orjson.loads(value)
-    except orjson.JSONDecodeError:
-        return None
-    if type(obj) is not dict:
-        return None
-    kind = obj.get("kind")
-    if (kind != "meter_reading" and kind != "area_meter_reading") or not certainly_valid_standalone(obj, kind):
-        return None
-    interval = obj["interval_minutes"]  # an int: the fast path vouched for it
-    try:
-        stamp, ts = _aligned(obj["ts"], interval)
-        return kind, _standalone_reading(obj, kind, stamp, ts, interval)
+        stamp, ts = _aligned(msg.ts, interval)
+        return kind, reading(
+            msg.meter_id,
+            msg.energy,
+            msg.register_fwd,
+            msg.register_rev,
+            _phases(msg.voltage),
+            _phases(msg.current),
+            msg.power_factor,
+            msg.demand_kw,
+            msg.meter_time,
+            tuple((e.code, e.at) for e in msg.events) if msg.events else (),
+            area_id=msg.area_id,
+            ts=ts,
+            stamp=stamp,
+            interval_minutes=interval,
+            unit=msg.unit,
+            is_area_meter=kind == "area_meter_reading",
+            index=None,
+        )
     except ValueError:  # misaligned, or a calendar-invalid date: validate() words the rejection
         return None
+
+
+def _phases(values: PhaseValues | None) -> Phases:
+    return (None, None, None) if values is None else (values.a, values.b, values.c)
