@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+import orjson
 import pytest
 
 from schemas import validator
@@ -202,6 +204,32 @@ def test_state_round_trip_is_exact() -> None:
     back.groups[PIPELINE_GROUP]["reg_fwd"][0] = 1.0  # writable
     with pytest.raises(ValueError):
         AreaState.from_bytes(b"XXXX" + data[4:])
+
+
+def _version_1_bytes(state: AreaState) -> bytes:
+    """The record as releases before format version 2 wrote it: each array listed with its group,
+    whole shape and offset."""
+    directory, chunks, offset = [], [], 0
+    for name in sorted(state.groups):
+        for key in sorted(state.groups[name]):
+            raw = np.ascontiguousarray(state.groups[name][key]).tobytes()
+            directory.append([name, key, state.groups[name][key].dtype.str, list(state.groups[name][key].shape), offset])
+            chunks.append(raw + b"\0" * (-len(raw) % 8))
+            offset += len(chunks[-1])
+    head = orjson.loads(state.to_bytes()[9:].split(b"\0", 1)[0].rstrip())
+    header = orjson.dumps({**head, "arrays": directory})
+    pad = -(9 + len(header)) % 8
+    return b"".join([struct.pack("<4sBI", b"AMWS", 1, len(header) + pad), header, b" " * pad, *chunks])
+
+
+def test_state_written_by_format_version_1_is_read() -> None:
+    feed = AreaFeed(make_archive(4))
+    _feed_day_part(feed, 10)
+    state = feed.state
+    old = _version_1_bytes(state)
+    back = AreaState.from_bytes(old)
+    assert back.to_bytes() == state.to_bytes()  # same arrays, same header: rewritten as version 2
+    assert len(state.to_bytes()) < len(old) - 15 * sum(len(g) for g in state.groups.values())  # ≥ 15 B an array less
 
 
 def test_state_fits_the_per_meter_budget() -> None:
