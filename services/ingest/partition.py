@@ -60,6 +60,11 @@ class Outcome:
         self.late_duplicates = late_duplicates  # identical re-sends of already closed frames, dropped
 
 
+_ACCEPTED = {kind: Outcome(frames=[], dead_letters=[], kind=kind, accepted=1)
+             for kind in ("meter_reading", "area_meter_reading")}
+"""The outcome of most single-reading messages (accepted, closing nothing), made once: read, never changed."""
+
+
 class PartitionProcessor:
     """One input partition's state: open frames, event time, and the checkpoint bookkeeping."""
 
@@ -142,6 +147,9 @@ class PartitionProcessor:
         dropped_before = self.assembler.late_duplicates
         frames.extend(self.assembler.add(accepted, record.offset))
         self.end = record.offset + 1
+        if not frames and not rejections and len(accepted) == 1 and kind in _ACCEPTED:
+            if self.assembler.late_duplicates == dropped_before:
+                return _ACCEPTED[kind]
         return Outcome(
             frames=frames,
             dead_letters=[dead_letter(r, record) for r in rejections],

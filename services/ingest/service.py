@@ -308,7 +308,7 @@ class IngestService:
                 continue
             for i, record in enumerate(records, 1):
                 pending.add(self.config.topics, record, processor.process(record))
-                if i % _YIELD_EVERY == 0:
+                if i % _YIELD_EVERY == 0 and self._in_flight is not None and not self._in_flight.done():
                     await asyncio.sleep(0)
             pending.partitions.add(tp.partition)
             self._next[tp.partition] = records[-1].offset + 1
