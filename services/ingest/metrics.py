@@ -58,7 +58,7 @@ CONFLICTS = Counter(
 OPEN_FRAMES = Gauge("amiwatch_ingest_open_frames", "Frames waiting to close, over all assigned partitions.")
 BATCH_SECONDS = Histogram(
     "amiwatch_ingest_batch_seconds",
-    "Wall time to judge and assemble one poll batch (excluding the commit).",
+    "Wall time to judge and assemble one poll batch (the previous batch's transaction commits meanwhile).",
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
 COMMIT_SECONDS = Histogram(

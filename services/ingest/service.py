@@ -326,7 +326,6 @@ class IngestService:
         self._in_flight = self._begin(pending)
         self._gauge_lag()
 
-
     def _begin(self, pending: _Pending) -> asyncio.Task[bool] | None:
         """Start the transaction of ``pending`` (its checkpoints taken now, before the next batch changes
         the processors); None when there is nothing to commit."""
