@@ -70,7 +70,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         default=_DEFAULTS["grace_intervals"],
         metavar="N",
-        help="close a frame when its area's newest reading is more than N intervals later (default 2)",
+        help="close a frame when its area's newest reading is more than N intervals later (default %(default)s)",
     )
     parser.add_argument("--group", metavar="ID", help="consumer group (default: <topic prefix>ingest)")
     parser.add_argument(

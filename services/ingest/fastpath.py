@@ -13,8 +13,8 @@ comparing both with ``schemas.validator`` on hundreds of variants.
 Two forms. A single-reading message, the hot path of per-reading input,
 is decoded and checked in one pass by msgspec into a :class:`StandaloneReading`
 (:func:`decode_standalone`), types, ranges, enums and unknown keys in C,
-ids and stamps against the sets below; the rest (upload envelopes and
-items, and the slow path's objects) are checked as parsed dicts.
+ids and stamps against the sets below (:func:`services.ingest.validation.validate`
+tries it first); upload envelopes and items are checked as parsed dicts.
 
 Mirrors ``schemas/common.json#/$defs/reading_fields``, ``standalone_reading``
 and ``schemas/concentrator_upload.json``; any change there must be made here.
@@ -32,7 +32,6 @@ import msgspec
 
 __all__ = [
     "certainly_valid_reading",
-    "certainly_valid_standalone",
     "certainly_valid_envelope",
     "StandaloneReading",
     "decode_standalone",
@@ -126,10 +125,6 @@ def _events(value: Any) -> bool:
     return True
 
 
-def _any(value: Any) -> bool:
-    return True
-
-
 _READING_FIELDS: dict[str, Callable[[Any], bool]] = {
     "meter_id": _id,
     "area_id": _id,
@@ -148,13 +143,10 @@ _READING_FIELDS: dict[str, Callable[[Any], bool]] = {
 }
 """``reading_fields``' properties and their rules; no other key may appear (unevaluatedProperties)."""
 
-_STANDALONE_FIELDS = {**_READING_FIELDS, "kind": _any}  # the caller compares kind itself
-
-
-def _fields(obj: dict[str, Any], rules: dict[str, Callable[[Any], bool]]) -> bool:
+def _fields(obj: dict[str, Any]) -> bool:
     """Every key has a rule and passes it, meter_id is there, and energy or register_fwd is."""
     for key, value in obj.items():
-        rule = rules.get(key)
+        rule = _READING_FIELDS.get(key)
         if rule is None or not rule(value):
             return False
     return "meter_id" in obj and ("energy" in obj or "register_fwd" in obj)
@@ -162,19 +154,7 @@ def _fields(obj: dict[str, Any], rules: dict[str, Callable[[Any], bool]]) -> boo
 
 def certainly_valid_reading(obj: Any) -> bool:
     """True only if ``obj`` is valid against ``common.json#/$defs/reading`` (an upload's item)."""
-    return type(obj) is dict and _fields(obj, _READING_FIELDS)
-
-
-def certainly_valid_standalone(obj: Any, kind: str) -> bool:
-    """True only if ``obj`` is a valid single-reading message of ``kind`` (meter_reading or area_meter_reading)."""
-    return (
-        type(obj) is dict
-        and obj.get("kind") == kind
-        and "area_id" in obj
-        and "ts" in obj
-        and "interval_minutes" in obj
-        and _fields(obj, _STANDALONE_FIELDS)
-    )
+    return type(obj) is dict and _fields(obj)
 
 
 def certainly_valid_envelope(obj: Any) -> bool:

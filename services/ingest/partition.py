@@ -147,9 +147,9 @@ class PartitionProcessor:
         dropped_before = self.assembler.late_duplicates
         frames.extend(self.assembler.add(accepted, record.offset))
         self.end = record.offset + 1
-        if not frames and not rejections and len(accepted) == 1 and kind in _ACCEPTED:
-            if self.assembler.late_duplicates == dropped_before:
-                return _ACCEPTED[kind]
+        plain = not frames and not rejections and len(accepted) == 1
+        if plain and kind in _ACCEPTED and self.assembler.late_duplicates == dropped_before:
+            return _ACCEPTED[kind]
         return Outcome(
             frames=frames,
             dead_letters=[dead_letter(r, record) for r in rejections],
